@@ -1,0 +1,3 @@
+"""balancer: keeps a libvirt/KVM cluster balanced and drains hosts by live block migration."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,48 @@
+"""Command line: `balancer ...`. One module per command group; this one wires them and maps errors to exit codes.
+
+Exit codes: 0 success, 1 the operation ran and failed (e.g. a migration that did not verify),
+2 bad input (config, arguments, snapshot file), 3 a host or the service could not be reached.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from balancer.cli.common import EXIT_INPUT, fail
+from balancer.errors import BalancerError, ConfigError, SnapshotError
+
+app = typer.Typer(
+    name="balancer",
+    help="Keeps a libvirt/KVM cluster balanced and drains hosts by live block migration.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported here so `import balancer.cli` stays cheap and a broken optional group
+    # (e.g. the lab on a machine without iproute2) does not take the others down.
+    from balancer.cli import config_cmd
+
+    app.add_typer(config_cmd.app, name="config")
+
+    try:
+        from balancer.lab.cli import app as lab_app
+    except ImportError:  # pragma: no cover - lab package not installed
+        return
+    app.add_typer(lab_app, name="lab", help="A local cluster of libvirtd hosts with real guests.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    try:
+        app(args=argv, standalone_mode=True)
+    except (ConfigError, SnapshotError) as exc:
+        fail(exc.render() if isinstance(exc, ConfigError) else f"error: {exc}", EXIT_INPUT)
+    except BalancerError as exc:
+        fail(f"error: {exc}", 1)
+    except KeyboardInterrupt:
+        sys.exit(130)

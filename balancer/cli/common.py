@@ -1,0 +1,49 @@
+"""Shared bits of the command line: exit codes, error output, config loading, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+from balancer.config import Config, load
+
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+EXIT_UNREACHABLE = 3
+
+CONFIG_ENV = "BALANCER_CONFIG"
+
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="config.yaml to use (default: $BALANCER_CONFIG, else /etc/balancer/config.yaml).",
+    show_default=False,
+)
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    """Print a one-line (or few-line) error to stderr and exit; never a traceback."""
+    print(message, file=sys.stderr)
+    raise SystemExit(code)
+
+
+def config_path(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else Path("/etc/balancer/config.yaml")
+
+
+def load_config(path: Path | None) -> Config:
+    """Load the config or exit 2 with one line per problem (ConfigError is rendered by cli.main)."""
+    return load(config_path(path))
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False, default=str))

@@ -1,0 +1,83 @@
+"""Exceptions raised by balancer.
+
+::
+
+    BalancerError
+     ├── ConfigError        config.yaml (or API/CLI input) is invalid; carries one line per problem
+     ├── SnapshotError      a snapshot file cannot be read or does not match the schema
+     ├── CollectError       a host could not be polled (kept per host in the Snapshot, not raised per tick)
+     ├── StoreError         the durable store failed or has an unexpected schema
+     ├── LabError           the local lab could not be brought up / used
+     └── MigrationError     libvirt refused or failed a migration step; code, domain and message are
+                            libvirt's own (``virErrorNumber``, ``virErrorDomain``, text)
+
+Only ``executor/hypervisor.py`` and ``metrics/libvirt_source.py`` catch ``libvirt.libvirtError``;
+they map it to one of these with ``raise ... from exc`` so the original stays attached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BalancerError(Exception):
+    """Base of every error balancer raises on purpose."""
+
+
+class ConfigError(BalancerError):
+    """Invalid configuration; ``problems`` has one human-readable line per error."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+    def render(self) -> str:
+        lines = [f"{self.source}: {len(self.problems)} problem(s):"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class SnapshotError(BalancerError):
+    """A snapshot file cannot be parsed."""
+
+
+class CollectError(BalancerError):
+    """A host could not be polled; ``kind`` is a stable code (timeout, connect, libvirt)."""
+
+    def __init__(self, host: str, kind: str, message: str, code: int | None = None) -> None:
+        self.host = host
+        self.kind = kind
+        self.code = code
+        self.message = message
+        super().__init__(f"{host}: {kind}: {message}" + (f" (libvirt code {code})" if code else ""))
+
+
+class StoreError(BalancerError):
+    """The durable store failed."""
+
+
+class LabError(BalancerError):
+    """The local lab failed."""
+
+
+@dataclass(frozen=True)
+class LibvirtErrorInfo:
+    """libvirt's own error triple, kept intact for the journal, the API and the logs."""
+
+    code: int
+    domain: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.message} (libvirt code {self.code}, domain {self.domain})"
+
+
+class MigrationError(BalancerError):
+    """A libvirt call in the executor failed."""
+
+    def __init__(self, code: int, domain: int, message: str, operation: str = "") -> None:
+        self.info = LibvirtErrorInfo(code=code, domain=domain, message=message)
+        self.operation = operation
+        prefix = f"{operation}: " if operation else ""
+        super().__init__(f"{prefix}{self.info}")

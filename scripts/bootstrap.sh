@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install everything balancer needs on Debian 12 (root): Debian packages, a virtualenv in .venv, pip packages.
+# Idempotent and quiet when nothing is missing; sourced by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(
+  # libvirt and QEMU: the lab's hosts are real libvirtd daemons with real guests
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
+  # building libvirt-python against the system libvirt
+  libvirt-dev pkg-config gcc python3-dev python3-venv
+  # the lab: namespaces, veth/bridge, the tiny guest's initramfs
+  iproute2 util-linux busybox-static cpio
+  # tests: real Prometheus/promtool and a real PostgreSQL server
+  prometheus postgresql
+)
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "bootstrap: need root to install Debian packages: ${missing[*]}" >&2; exit 2
+  fi
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  # policy-rc.d keeps Debian from starting the packaged daemons (libvirtd, prometheus, postgresql):
+  # the lab and the tests start their own instances.
+  own_rc=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own_rc=1
+  fi
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  [ $own_rc = 1 ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.balancer-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing Python packages into .venv" >&2
+  .venv/bin/pip install -q -U pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  touch "$stamp"
+fi

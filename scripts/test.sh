@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, then lint, types, layering,
+# alert-rule tests, pytest (fast tests, then the lab and the real-server tests) and benchmark smokes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "ruff";          ruff check balancer tests bench
+step "mypy";          mypy
+step "import-linter"; lint-imports
+if [ -f deploy/prometheus/alerts.yml ]; then
+  step "promtool";    promtool check rules deploy/prometheus/alerts.yml
+                      promtool test rules deploy/prometheus/alerts_test.yml
+fi
+step "pytest"
+python -m pytest -p no:cacheprovider "$@"
+step "benchmark smoke"
+for b in bench/*.py; do
+  case "$b" in */_*|*/exact.py) continue;; esac
+  echo "--- $b --quick"; python "$b" --quick
+done
