@@ -1,4 +1,5 @@
-"""config.yaml as one pydantic model; ``load()`` returns a Config or raises one ConfigError listing every problem.
+"""config.yaml as one pydantic model; ``load()`` returns a Config or raises one ConfigError listing
+every problem.
 
 The sections mirror the packages that read them: ``collection`` (metrics/args.py), ``thresholds``,
 ``policy`` and ``rules`` (policy/args.py), ``limits`` and ``executor`` (executor/args.py). This
@@ -265,7 +266,9 @@ def parse(data: Any, source: str = "config") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"(top level): must be a mapping of keys to values, not {type(data).__name__}"], source)
+        raise ConfigError(
+            [f"(top level): must be a mapping of keys to values, not {type(data).__name__}"], source
+        )
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

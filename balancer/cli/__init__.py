@@ -1,4 +1,5 @@
-"""Command line: `balancer ...`. One module per command group; this one wires them and maps errors to exit codes.
+"""Command line: `balancer ...`. One module per command group; this one wires them and maps errors
+to exit codes.
 
 Exit codes: 0 success, 1 the operation ran and failed (e.g. a migration that did not verify),
 2 bad input (config, arguments, snapshot file), 3 a host or the service could not be reached.
@@ -25,9 +26,11 @@ app = typer.Typer(
 def _register() -> None:
     # Imported here so `import balancer.cli` stays cheap and a broken optional group
     # (e.g. the lab on a machine without iproute2) does not take the others down.
-    from balancer.cli import config_cmd
+    from balancer.cli import config_cmd, inspect_cmd, run_cmd
 
     app.add_typer(config_cmd.app, name="config")
+    inspect_cmd.register(app)
+    run_cmd.register(app)
 
     try:
         from balancer.lab.cli import app as lab_app

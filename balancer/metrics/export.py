@@ -77,7 +77,7 @@ class StateCollector(Collector):
         with self._lock:
             return self._state
 
-    def collect(self) -> Iterator[Metric]:  # noqa: C901 - one flat list of families reads best
+    def collect(self) -> Iterator[Metric]:
         s = self.state
         load = GaugeMetricFamily(
             "balancer_host_load_ratio",
@@ -91,7 +91,9 @@ class StateCollector(Collector):
 
         vms = GaugeMetricFamily("balancer_host_vms", "VMs per host.", labels=["host"])
         state = GaugeMetricFamily(
-            "balancer_host_state", "1 for the host's current state, 0 for the others.", labels=["host", "state"]
+            "balancer_host_state",
+            "1 for the host's current state, 0 for the others.",
+            labels=["host", "state"],
         )
         if s.snapshot is not None:
             counts: dict[str, int] = {h.name: 0 for h in s.snapshot.hosts}
@@ -105,7 +107,9 @@ class StateCollector(Collector):
         yield state
 
         dur = GaugeMetricFamily(
-            "balancer_host_collection_duration_seconds", "Time the last poll of the host took.", labels=["host"]
+            "balancer_host_collection_duration_seconds",
+            "Time the last poll of the host took.",
+            labels=["host"],
         )
         for host, secs in sorted(s.collection_seconds.items()):
             dur.add_metric([host], secs)
@@ -116,7 +120,9 @@ class StateCollector(Collector):
         )
         over = GaugeMetricFamily("balancer_overloaded_hosts", "Hosts above a high-water mark (last plan).")
         pbytes = GaugeMetricFamily("balancer_plan_predicted_bytes", "Bytes the last plan predicts to copy.")
-        pmoves = GaugeMetricFamily("balancer_plan_moves", "Moves in the last plan by reason.", labels=["reason"])
+        pmoves = GaugeMetricFamily(
+            "balancer_plan_moves", "Moves in the last plan by reason.", labels=["reason"]
+        )
         pskips = GaugeMetricFamily(
             "balancer_plan_skips", "Candidates the last plan skipped, by reason.", labels=["reason"]
         )
@@ -178,7 +184,9 @@ class StateCollector(Collector):
         for host, rate in sorted(s.host_bandwidth.items()):
             bw.add_metric([host], rate)
         yield bw
-        yield GaugeMetricFamily("balancer_leader", "1 when this instance is the leader.", value=float(s.leader))
+        yield GaugeMetricFamily(
+            "balancer_leader", "1 when this instance is the leader.", value=float(s.leader)
+        )
         level = GaugeMetricFamily(
             "balancer_automation_level", "1 for the configured automation level.", labels=["level"]
         )
@@ -210,9 +218,14 @@ class Metrics:
             ["host", "kind"],
             registry=registry,
         )
-        self.ticks = Counter("balancer_ticks_total", "Ticks run, by result (ok, error).", ["result"], registry=registry)
+        self.ticks = Counter(
+            "balancer_ticks_total", "Ticks run, by result (ok, error).", ["result"], registry=registry
+        )
         self.tick_duration = Histogram(
-            "balancer_tick_duration_seconds", "Wall time of one tick.", buckets=_FAST_BUCKETS, registry=registry
+            "balancer_tick_duration_seconds",
+            "Wall time of one tick.",
+            buckets=_FAST_BUCKETS,
+            registry=registry,
         )
         self.last_success = Gauge(
             "balancer_last_successful_tick_timestamp_seconds",
@@ -220,17 +233,25 @@ class Metrics:
             registry=registry,
         )
         self.plan_duration = Histogram(
-            "balancer_plan_duration_seconds", "Time the planner took.", buckets=_FAST_BUCKETS, registry=registry
+            "balancer_plan_duration_seconds",
+            "Time the planner took.",
+            buckets=_FAST_BUCKETS,
+            registry=registry,
         )
         self.planned_moves = Counter(
             "balancer_planned_moves_total", "Moves planned, by reason.", ["reason"], registry=registry
         )
         self.skipped = Counter(
-            "balancer_skipped_candidates_total", "Candidates skipped by the planner, by reason.", ["reason"],
+            "balancer_skipped_candidates_total",
+            "Candidates skipped by the planner, by reason.",
+            ["reason"],
             registry=registry,
         )
         self.migrations_started = Counter(
-            "balancer_migrations_started_total", "Migrations started, by move reason.", ["reason"], registry=registry
+            "balancer_migrations_started_total",
+            "Migrations started, by move reason.",
+            ["reason"],
+            registry=registry,
         )
         self.migrations_finished = Counter(
             "balancer_migrations_finished_total",
@@ -245,12 +266,16 @@ class Metrics:
             registry=registry,
         )
         self.migration_duration = Histogram(
-            "balancer_migration_duration_seconds", "Wall time of finished migrations.",
-            buckets=_DURATION_BUCKETS, registry=registry,
+            "balancer_migration_duration_seconds",
+            "Wall time of finished migrations.",
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
         )
         self.downtime = Histogram(
-            "balancer_migration_downtime_seconds", "Guest downtime at switch-over.",
-            buckets=_DOWNTIME_BUCKETS, registry=registry,
+            "balancer_migration_downtime_seconds",
+            "Guest downtime at switch-over.",
+            buckets=_DOWNTIME_BUCKETS,
+            registry=registry,
         )
         self.convergence_actions = Counter(
             "balancer_convergence_actions_total",
@@ -271,7 +296,9 @@ class Metrics:
             registry=registry,
         )
         self.api_requests = Counter(
-            "balancer_api_requests_total", "HTTP API requests by method and status code.", ["method", "code"],
+            "balancer_api_requests_total",
+            "HTTP API requests by method and status code.",
+            ["method", "code"],
             registry=registry,
         )
 

@@ -1,0 +1,36 @@
+"""`balancer run`: the service (periodic loop, executor, HTTP API, /metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from balancer.cli.common import ConfigOption, load_config
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        config: Path | None = ConfigOption,
+        log_format: str | None = typer.Option(
+            None, "--log-format", help="text or json (default: logging.format in the config)."
+        ),
+        abort_on_exit: bool = typer.Option(
+            False,
+            "--abort-on-exit",
+            help="Abort running migrations on SIGTERM instead of leaving them to finish.",
+        ),
+    ) -> None:
+        """Run the balancer: collect, plan and act every interval; serve the API and /metrics."""
+        from balancer.cli.common import EXIT_INPUT, fail
+        from balancer.service import logs
+        from balancer.service.loop import serve
+
+        cfg = load_config(config)
+        if log_format not in (None, "text", "json"):
+            fail(f"--log-format: {log_format!r} is not one of 'text' or 'json'", EXIT_INPUT)
+        fmt: Literal["text", "json"] = log_format or cfg.logging.format  # type: ignore[assignment]
+        logs.setup(fmt, cfg.logging.level)
+        raise SystemExit(serve(cfg, abort_on_exit=abort_on_exit))
