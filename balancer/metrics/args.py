@@ -26,3 +26,20 @@ class CollectionArgs(BaseModel):
         60.0, gt=0, le=3600, description="Upper bound of the exponential backoff between reconnect attempts."
     )
     workers: int = Field(16, ge=1, le=512, description="Hosts polled concurrently.")
+    reconnect_min_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="First delay before reconnecting to a host that failed; doubles per failure.",
+    )
+    dirty_rate_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=60,
+        description="Seconds of a dirty-rate measurement started on each running VM per tick; 0 = off.",
+    )
+
+
+def default_args() -> CollectionArgs:
+    """Every default. (``CollectionArgs()`` is the same, but mypy without pydantic's plugin rejects it.)"""
+    return CollectionArgs.model_validate({})
