@@ -7,6 +7,8 @@
      ├── SnapshotError      a snapshot file cannot be read or does not match the schema
      ├── CollectError       a host could not be polled (kept per host in the Snapshot, not raised per tick)
      ├── StoreError         the durable store failed or has an unexpected schema
+     │    ├── NotFound      no drain, plan, move or migration with that id (the API answers 404)
+     │    └── Conflict      the request contradicts the stored state, e.g. a rejected plan approved (409)
      ├── LabError           the local lab could not be brought up / used
      └── MigrationError     libvirt refused or failed a migration step; code, domain and message are
                             libvirt's own (``virErrorNumber``, ``virErrorDomain``, text)
@@ -55,6 +57,14 @@ class CollectError(BalancerError):
 
 class StoreError(BalancerError):
     """The durable store failed."""
+
+
+class NotFound(StoreError):
+    """The store has no drain, plan, move or migration with the id asked for."""
+
+
+class Conflict(StoreError):
+    """The request contradicts the stored state (approving a rejected plan, closing a closed drain)."""
 
 
 class LabError(BalancerError):

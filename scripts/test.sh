@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
+# On the test machine the lab must run: a missing tool or privilege is a failure, not a skip.
+export BALANCER_LAB_REQUIRED=1
 
 step() { printf '\n=== %s\n' "$*"; }
 

@@ -1,0 +1,133 @@
+"""The one place the store talks to SQLAlchemy's engine: connecting, transactions, and mapping errors.
+
+Every read and write runs in ``Database.read()``/``write()``, which commit on success, roll back on
+any exception, and turn SQLAlchemy/driver errors into ``StoreError`` carrying the database's own text.
+
+SQLite: WAL journal (the API and the loop read while the other writes), a busy timeout, foreign keys
+on, ``check_same_thread=False`` (the engine pools connections across threads). Write transactions
+begin IMMEDIATE so two writers queue on the busy timeout instead of failing on a lock upgrade.
+JSON is strict on both backends (no NaN/Infinity), because PostgreSQL's JSONB rejects them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from balancer.errors import StoreError
+
+_json_dumps = partial(json.dumps, allow_nan=False, separators=(",", ":"))
+_WRITE = "balancer_write"
+
+
+def parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"store.url {url!r} is not a database URL: {exc}") from exc
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(f"store.url {url!r}: only sqlite:///PATH and postgresql+psycopg://... are supported")
+    return parsed
+
+
+def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    if not memory:
+        assert url.database is not None
+        try:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory for {url.database}: {exc}") from exc
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout},
+        json_serializer=_json_dumps,
+        # one shared connection for :memory:, otherwise every connection would see its own empty DB
+        **({"poolclass": StaticPool} if memory else {}),
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # the driver's implicit BEGIN off: "begin" below emits ours
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+    return engine
+
+
+def create(url: str, busy_timeout: float = 30.0) -> Engine:
+    """An engine for ``url`` (sqlite:///PATH, sqlite:// for memory, postgresql+psycopg://...)."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, busy_timeout)
+    try:
+        return create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"store.url {parsed.render_as_string(hide_password=True)}: {exc}") from exc
+
+
+def error_text(exc: BaseException) -> str:
+    """The database's (or driver's) own message, without SQLAlchemy's SQL echo."""
+    orig = getattr(exc, "orig", None)
+    return " ".join(str(orig if orig is not None else exc).split())
+
+
+class Database:
+    """An engine plus the transaction scopes every store operation runs in."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.url = engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def read(self, what: str) -> Iterator[Connection]:
+        with self._scope(what, write=False) as conn:
+            yield conn
+
+    @contextmanager
+    def write(self, what: str) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, rolled back if anything in it raises."""
+        with self._scope(what, write=True) as conn:
+            yield conn
+
+    @contextmanager
+    def _scope(self, what: str, write: bool) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE: write})
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{what}: {error_text(exc)}") from exc
+        except (ValueError, OverflowError) as exc:
+            # values a driver refuses before the database sees them (NaN in JSON, ints beyond 64 bits)
+            raise StoreError(f"{what}: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def insert_for(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """INSERT with ``on_conflict_do_nothing``/``do_update`` in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -1,0 +1,92 @@
+"""The migration journal: one row per MigrationRecord (columns named after its fields), upserted by id.
+
+Cooldown and quarantine are not stored separately: ``recent_moves`` derives them from finished records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, func, select
+
+from balancer.errors import NotFound, StoreError
+from balancer.model import MigrationRecord, MoveState, PastMove
+from balancer.reasons import Reason
+from balancer.store.db import insert_for
+from balancer.store.records import decode
+from balancer.store.tables import migrations
+
+_FIELDS = tuple(f.name for f in fields(MigrationRecord))
+_FINAL = tuple(s.value for s in MoveState if s.final)
+_SUCCEEDED = MoveState.SUCCEEDED.value
+
+
+def save(conn: Connection, rec: MigrationRecord) -> None:
+    row: dict[str, Any] = {name: getattr(rec, name) for name in _FIELDS}
+    row["created_volumes"] = list(rec.created_volumes)
+    for key in ("reason", "state", "outcome"):
+        row[key] = None if row[key] is None else str(row[key])
+    stmt = insert_for(conn, migrations).values(**row)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[migrations.c.id],
+            set_={k: stmt.excluded[k] for k in _FIELDS if k != "id"},
+        )
+    )
+
+
+def get(conn: Connection, record_id: str) -> MigrationRecord:
+    row = conn.execute(select(migrations).where(migrations.c.id == record_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"migration {record_id!r} is not in the journal")
+    return _record(row)
+
+
+def unfinished(conn: Connection) -> tuple[MigrationRecord, ...]:
+    """Records whose state is not final, oldest first: what recovery must reconcile."""
+    q = select(migrations).where(migrations.c.state.not_in(_FINAL)).order_by(migrations.c.created_at)
+    return tuple(_record(r) for r in conn.execute(q).mappings())
+
+
+def find(
+    conn: Connection, since: float | None, vm: str | None, limit: int | None
+) -> tuple[MigrationRecord, ...]:
+    """Records created at or after ``since``, newest first."""
+    q = select(migrations).order_by(migrations.c.created_at.desc(), migrations.c.id)
+    if since is not None:
+        q = q.where(migrations.c.created_at >= since)
+    if vm is not None:
+        q = q.where(migrations.c.vm == vm)
+    if limit is not None:
+        q = q.limit(limit)
+    return tuple(_record(r) for r in conn.execute(q).mappings())
+
+
+def recent_moves(conn: Connection, since: float) -> tuple[PastMove, ...]:
+    """Finished migrations at or after ``since``, oldest first; only ``succeeded`` counts as a success.
+
+    failed, aborted and needs_attention all become ``succeeded=False`` (quarantine: the VM's state
+    after a migration that ended badly is not to be trusted by the planner).
+    """
+    finished = func.coalesce(migrations.c.finished_at, migrations.c.updated_at)
+    q = (
+        select(migrations.c.vm, migrations.c.source, migrations.c.target, migrations.c.state, finished)
+        .where(migrations.c.state.in_(_FINAL), finished >= since)
+        .order_by(finished, migrations.c.id)
+    )
+    return tuple(
+        PastMove(vm=vm, source=src, target=dst, finished_at=at, succeeded=state == _SUCCEEDED)
+        for vm, src, dst, state, at in conn.execute(q)
+    )
+
+
+def _record(r: RowMapping) -> MigrationRecord:
+    values = {name: r[name] for name in _FIELDS}
+    values["reason"] = decode(Reason, r["reason"], "migrations.reason")
+    values["state"] = decode(MoveState, r["state"], "migrations.state")
+    values["outcome"] = None if r["outcome"] is None else decode(Reason, r["outcome"], "migrations.outcome")
+    values["created_volumes"] = tuple(r["created_volumes"])
+    if values["copy_mode"] not in (None, "incremental", "full"):
+        raise StoreError(f"migrations.copy_mode: stored value {values['copy_mode']!r} is not known")
+    return MigrationRecord(**values)
