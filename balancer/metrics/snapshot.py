@@ -17,6 +17,7 @@ Call :func:`window.advance` with the same samples first; this module only reads 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from balancer.metrics.source import HostSample, NodeSample
 from balancer.metrics.window import HostWindow, WindowState
@@ -32,7 +33,29 @@ def build_snapshot(samples: Sequence[HostSample], state: WindowState, now: float
         host_vms = _vms(s, state) if s.ok else []
         hosts.append(_host(s, hw, host_vms))
         vms += host_vms
-    return Snapshot(taken_at=now, hosts=tuple(hosts), vms=tuple(vms))
+    return Snapshot(taken_at=now, hosts=tuple(hosts), vms=_one_copy_each(vms))
+
+
+def _one_copy_each(vms: list[VM]) -> tuple[VM, ...]:
+    """Keep one VM per UUID: while a migration runs, the target shows a paused incoming copy.
+
+    The running copy is the VM (the source until switch-over, the target after; the first one
+    seen when none runs). A VM seen twice is in flight, so it is marked ``migrating`` and the
+    planner leaves it alone.
+    """
+    copies: dict[str, list[VM]] = {}
+    for v in vms:
+        copies.setdefault(v.uuid, []).append(v)
+    keep: dict[str, VM] = {}
+    for uuid, seen in copies.items():
+        best = next((v for v in seen if v.running), seen[0])
+        keep[uuid] = best if len(seen) == 1 else replace(best, migrating=True)
+    out: list[VM] = []
+    for v in vms:
+        k = keep.pop(v.uuid, None)
+        if k is not None:
+            out.append(k)
+    return tuple(out)
 
 
 def _vms(s: HostSample, state: WindowState) -> list[VM]:

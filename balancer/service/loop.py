@@ -32,6 +32,7 @@ from balancer.service.core import Service
 from balancer.service.efficacy import Efficacy
 from balancer.service.events import ServiceSink
 from balancer.service.ha import LeaseKeeper, holder_id
+from balancer.service.libvirt_events import ensure_event_loop
 from balancer.store import Store
 
 log = logging.getLogger("balancer.service")
@@ -57,6 +58,7 @@ def api_url(cfg: Config) -> str:
 
 def build(cfg: Config) -> Running:
     """Open the store and connections and build the Service (no thread started yet except the runner's)."""
+    ensure_event_loop()
     store = Store.open(cfg.store.url)
     registry = CollectorRegistry()
     metrics = Metrics(registry)

@@ -131,3 +131,14 @@ def test_vm_facts_pass_through_and_vms_are_sorted_by_name_per_host() -> None:
     assert snap.vm("mid").dirty_rate_bytes_s == 5e6
     assert snap.vm("mid").disks == (DISK,)
     assert snapshot_from_json(snapshot_to_json(snap)) == snap
+
+
+def test_vm_seen_on_two_hosts_during_migration_is_kept_once_as_in_flight() -> None:
+    from balancer.metrics.snapshot import _one_copy_each
+    from tests.builders import vm
+
+    source = vm(name="web", uuid="u-1", host="h1", state="running")
+    incoming = vm(name="web", uuid="u-1", host="h2", state="paused")
+    other = vm(name="db", uuid="u-2", host="h2", state="running")
+    kept = _one_copy_each([incoming, other, source])
+    assert [(v.name, v.host, v.migrating) for v in kept] == [("web", "h1", True), ("db", "h2", False)]
