@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from balancer.config import Config
+from balancer.errors import StoreError
+from balancer.executor.events import Outcome, OutcomeStatus
 from balancer.executor.runner import Runner
 from balancer.metrics.collector import Collector
 from balancer.metrics.export import DrainGauge, Metrics
@@ -49,6 +51,7 @@ class Live:
     last_tick: float | None = None
     last_error: str | None = None
     moves: dict[str, Move] = field(default_factory=dict)  # journal id -> move, for this process's runner
+    plan_moves: dict[str, tuple[int, int]] = field(default_factory=dict)  # journal id -> (plan id, index)
 
 
 class Service:
@@ -142,9 +145,9 @@ class Service:
                 m.cost.total_bytes,
                 m.detail,
             )
+        self._start_approved(now)  # first: a new plan may supersede the one an operator approved from
         if plan.moves:
             self._act(plan, now)
-        self._start_approved(now)
         self._update_drains(open_drains, snap, plan, now)
         self._export_executor_state()
         self.live.last_tick = now
@@ -171,11 +174,17 @@ class Service:
 
     def _act(self, plan: Plan, now: float) -> None:
         """Store the plan; start what the automation level allows."""
-        self.store.mark_stale_plans_superseded(now)
         auto = self.cfg.automation == "auto"
+        if not auto:
+            # The same proposal tick after tick keeps its id, so an operator can approve it.
+            current = self.store.plans(status=PlanStatus.PROPOSED, limit=1)
+            if current and _signature(current[0].plan) == _signature(plan):
+                self.live.plan_id = current[0].id
+                return
         row = self.store.save_plan(
             plan, self.cfg.automation, now, status=PlanStatus.APPROVED if auto else PlanStatus.PROPOSED
         )
+        self.store.mark_stale_plans_superseded(now, keep=row.id)
         self.live.plan_id = row.id
         for mrow in row.moves:
             move = plan.moves[mrow.index]
@@ -186,7 +195,8 @@ class Service:
 
     def _start_approved(self, now: float) -> None:
         """Moves an operator approved (recommend mode) start on the tick after the approval."""
-        for row in self.store.plans(status=PlanStatus.APPROVED):
+        rows = (*self.store.plans(status=PlanStatus.APPROVED), *self.store.plans(status=PlanStatus.PROPOSED))
+        for row in rows:
             for mrow in row.moves:
                 if mrow.status == MoveStatus.APPROVED and mrow.migration_id is None:
                     self._submit(row.id, mrow.index, row.plan.moves[mrow.index], now)
@@ -197,6 +207,7 @@ class Service:
             return
         (rec,) = self.runner.submit([move], plan_id=plan_id)
         self.live.moves[rec.id] = move
+        self.live.plan_moves[rec.id] = (plan_id, index)
         self.store.set_move_status(plan_id, index, MoveStatus.STARTED, migration_id=rec.id)
         self.metrics.migrations_started.labels(move.reason.value).inc()
         log.info(
@@ -208,6 +219,20 @@ class Service:
             move.reason.value,
             plan_id,
         )
+
+    def finished(self, outcome: Outcome) -> None:
+        """An executor outcome: the stored plan's move follows it (called from a worker thread)."""
+        where = self.live.plan_moves.pop(outcome.record.id, None)
+        if where is None:
+            return
+        status = {
+            OutcomeStatus.SUCCEEDED: MoveStatus.SUCCEEDED,
+            OutcomeStatus.SKIPPED: MoveStatus.SKIPPED,
+        }.get(outcome.status, MoveStatus.FAILED)
+        try:
+            self.store.set_move_status(*where, status, migration_id=outcome.record.id)
+        except StoreError as exc:  # the journal has the truth; the plan view is secondary
+            log.warning("event=plan_move_status_failed id=%s error=%r", outcome.record.id, str(exc))
 
     def _in_flight_moves(self) -> list[Move]:
         ids = [r.id for r in (*self.runner.queued(), *self.runner.in_flight())]
@@ -252,3 +277,7 @@ class Service:
     def _history_seconds(self) -> float:
         p = self.cfg.policy
         return max(p.cooldown_minutes, p.quarantine_minutes) * 60.0
+
+
+def _signature(plan: Plan) -> tuple[tuple[str, str, str, str], ...]:
+    return tuple((m.vm, m.source, m.target, m.reason.value) for m in plan.moves)

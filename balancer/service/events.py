@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from balancer.executor.events import Event, Finished, Note, Progress, StateChanged, Waiting
+from balancer.executor.events import Event, Finished, Note, Outcome, Progress, StateChanged, Waiting
 from balancer.metrics.export import Metrics
 from balancer.model import Move
 from balancer.service.efficacy import Efficacy
@@ -19,10 +20,17 @@ _ACTIONS = {"raise_downtime", "auto_converge", "post_copy", "abort"}
 class ServiceSink:
     """The Runner's EventSink in the service. Called from worker threads; never blocks for long."""
 
-    def __init__(self, metrics: Metrics, efficacy: Efficacy, moves: dict[str, Move]) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        efficacy: Efficacy,
+        moves: dict[str, Move],
+        on_finished: Callable[[Outcome], None] = lambda _outcome: None,
+    ) -> None:
         self.metrics = metrics
         self.efficacy = efficacy
         self.moves = moves  # journal id -> Move (shared with Service.live.moves)
+        self.on_finished = on_finished
         self._rates: dict[str, tuple[str, str, float]] = {}  # record id -> (source, target, bytes/s)
         self._lock = threading.Lock()
 
@@ -95,6 +103,7 @@ class ServiceSink:
         move = self.moves.get(r.id)
         if out.ok and move is not None:
             self.efficacy.moved(move, r.finished_at or time.time())
+        self.on_finished(out)
 
     def _export_bandwidth(self) -> None:
         with self._lock:

@@ -67,8 +67,10 @@ def build(cfg: Config) -> Running:
     hypervisors = libvirt_factory(exec_endpoints)
     efficacy = Efficacy(metrics, cfg.service.efficacy_minutes * 60)
     moves: dict = {}
-    sink = ServiceSink(metrics, efficacy, moves)
     holder: list[Service] = []
+    sink = ServiceSink(
+        metrics, efficacy, moves, on_finished=lambda out: holder[0].finished(out) if holder else None
+    )
     runner = Runner(
         cfg.executor,
         cfg.limits,

@@ -1,0 +1,184 @@
+"""`balancer demo`: the README's main job — a local lab, the service in auto mode, balancing, a drain.
+
+1. brings up a lab of 3 libvirtd hosts (or reuses the one in --dir) with guests placed unevenly:
+   three CPU-burning guests on h1, one on h2, none on h3;
+2. writes a config.yaml for it (automation auto, a 5 s tick, a small declared capacity per host so
+   the guests' load matters) and starts `balancer run` on it;
+3. shows the cluster balancing (h1 is over its CPU mark; moves go to h3), then asks for a drain of
+   h2 over the HTTP API and shows its progress until the host is empty;
+4. prints where to look (API, /metrics, the log) and keeps the service running until Ctrl-C
+   (or stops at once with --exit), then stops the service and takes the lab down (unless --keep-lab).
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+import yaml
+
+DEMO_DIR = Path("/var/tmp/balancer-demo")
+GUESTS = (  # name, host, cpu burn %: h1 starts over its CPU mark, h3 empty
+    ("web-1", "h1", 35),
+    ("web-2", "h1", 35),
+    ("web-3", "h1", 30),
+    ("db-1", "h2", 20),
+)
+PORT = 8787
+
+
+def _say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def _config(lab_hosts_yaml: str, directory: Path, token: str) -> dict[str, Any]:
+    cfg: dict[str, Any] = yaml.safe_load(lab_hosts_yaml)
+    cfg.update(
+        {
+            "automation": "auto",
+            "collection": {"interval_seconds": 5, "window": 3, "host_timeout_seconds": 3},
+            "thresholds": {"cpu_high": 0.6, "hold_ticks": 2, "target_imbalance": 0.1},
+            "policy": {"cooldown_minutes": 30, "max_moves_per_tick": 2},
+            "limits": {"bandwidth_mib_s": 50, "host_bandwidth_mib_s": 100},
+            "executor": {"memory_headroom_mib": 64},
+            "store": {"url": f"sqlite:///{directory}/balancer.db"},
+            "api": {"listen": f"127.0.0.1:{PORT}", "tokens": [{"name": "demo", "token": token}]},
+            "service": {"efficacy_minutes": 1, "shutdown_grace_seconds": 30},
+        }
+    )
+    return cfg
+
+
+def _hosts_line(client: httpx.Client) -> str:
+    rows = client.get("/v1/hosts").json()
+    parts = []
+    for h in rows:
+        cpu = h.get("cpu_ratio")
+        shown = "-" if cpu is None else f"{100 * cpu:.0f}%"
+        parts.append(f"{h['name']}[{h['state']}] cpu {shown} vms {h['vms']}")
+    return " | ".join(parts)
+
+
+def _wait_ready(client: httpx.Client, service: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise typer.Exit(1)
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)  # polling a UI condition, not synchronising a test
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        directory: Path = typer.Option(
+            DEMO_DIR, "--dir", help="Where the demo keeps its lab, config, DB and log."
+        ),
+        exit_after: bool = typer.Option(False, "--exit", help="Stop after the drain instead of running on."),
+        keep_lab: bool = typer.Option(False, "--keep-lab", help="Leave the lab up when the demo ends."),
+    ) -> None:
+        """Run the balancer against a local lab: balance an uneven cluster, then drain a host."""
+        from balancer.lab import Lab
+
+        directory.mkdir(parents=True, exist_ok=True)
+        lab_dir = directory / "lab"
+        _say(f"lab: 3 libvirtd hosts in {lab_dir}")
+        lab = Lab.open(lab_dir) if (lab_dir / "lab.json").exists() else Lab.up(3, lab_dir)
+        for h in lab.hosts:
+            print(f"   {h.name}: control {h.control_uri}  migration {h.migration_uri}")
+        present = {d.name for d in lab.domains()}
+        for name, host, burn in GUESTS:
+            if name not in present:
+                lab.create_guest(
+                    name, host, memory_mib=128, overlay_mib=32, dirty_mib_s=2, disk_mib_s=0, cpu_burn_pct=burn
+                )
+        for name, _, _ in GUESTS:
+            where = next(d.host for d in lab.domains() if d.name == name)
+            lab.wait_heartbeat(where, name, timeout=180)
+        print("   guests up: " + ", ".join(f"{n}@{h} (burns {b}% CPU)" for n, h, b in GUESTS))
+
+        token = secrets.token_urlsafe(24)
+        cfg_path = directory / "config.yaml"
+        cfg_path.write_text(
+            yaml.safe_dump(_config(lab.config_yaml(cpus=1.0, memory_mib=1024), directory, token))
+        )
+        log_path = directory / "balancer.log"
+        _say(f"service: balancer run -c {cfg_path}  (log: {log_path})")
+        with open(log_path, "ab") as log:
+            service = subprocess.Popen(
+                [sys.executable, "-m", "balancer", "run", "-c", str(cfg_path)], stdout=log, stderr=log
+            )
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{PORT}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        code = 0
+        try:
+            _wait_ready(client, service, 60)
+            _say("balancing: h1 is over its CPU mark (60 %); watch VMs move (Ctrl-C to stop)")
+            deadline = time.monotonic() + 300
+            moved = False
+            while time.monotonic() < deadline:
+                print("   " + _hosts_line(client), flush=True)
+                done = [m for m in client.get("/v1/migrations").json() if m["state"] == "succeeded"]
+                over = [h for h in client.get("/v1/hosts").json() if (h.get("cpu_ratio") or 0) > 0.6]
+                moved = moved or bool(done)
+                if moved and not over:
+                    break
+                time.sleep(5)
+            for m in client.get("/v1/migrations").json():
+                print(f"   migration {m['vm']}: {m['source']} → {m['target']} {m['state']} ({m['reason']})")
+
+            _say("drain: POST /v1/drains {host: h2} — the operator's maintenance request")
+            r = client.post("/v1/drains", json={"host": "h2", "note": "demo maintenance"})
+            print(f"   {r.status_code} {r.json()}")
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                d = client.get("/v1/drains/h2").json()
+                p = d.get("progress") or {}
+                print(
+                    f"   drain h2: {d['state']}, {p.get('vms_remaining', '?')} VM(s) left, "
+                    f"in flight {p.get('in_flight', [])}, done {p.get('done', 0)}, "
+                    f"blockers {p.get('blockers', [])}",
+                    flush=True,
+                )
+                if d["state"] != "open" or (p.get("blockers") and not p.get("in_flight")):
+                    break
+                time.sleep(5)
+            print("   " + _hosts_line(client))
+            _say("where to look")
+            print(f"   API + OpenAPI docs: http://127.0.0.1:{PORT}/docs  (token in {cfg_path})")
+            print(f"   Prometheus metrics: http://127.0.0.1:{PORT}/metrics")
+            print(
+                f"   CLI: balancer -c {cfg_path} ... e.g. `balancer status -c {cfg_path}`, "
+                f"`BALANCER_TOKEN=... balancer drains -c {cfg_path}`"
+            )
+            print(f"   log: {log_path}")
+            if not exit_after:
+                print("   the service keeps running; Ctrl-C stops it and takes the lab down", flush=True)
+                service.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if service.poll() is None:
+                service.send_signal(signal.SIGTERM)
+                try:
+                    service.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    service.kill()
+            code = service.returncode or 0
+            if not keep_lab:
+                _say("lab down")
+                lab.down()
+        raise typer.Exit(code if code > 0 else 0)

@@ -1,0 +1,93 @@
+"""Automation levels on real libvirt (test driver): off collects only, recommend waits for approval,
+auto hands every planned move to the executor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import generate_latest
+
+from balancer.reasons import Reason
+from balancer.service.loop import Running
+from balancer.store.records import MoveStatus, PlanStatus
+from tests.service.conftest import driver_hosts
+from tests.waiting import wait_for
+
+# Host a runs four 1-core VMs (the test driver's CPU time is the wall clock): with 3 usable cores
+# it is at 133 % of its CPU capacity, far over the 80 % mark, so the planner relieves it.
+HOT_A = driver_hosts(a={"cpus": 3})
+
+
+def ticks(r: Running, n: int) -> None:
+    for _ in range(n):
+        r.service.tick()
+
+
+def test_off_collects_and_exports_but_plans_nothing(make_service: Callable[..., Running]) -> None:
+    r = make_service(automation="off", hosts=HOT_A)
+    assert r.lease.renew()
+    ticks(r, 2)
+    assert r.service.live.snapshot is not None
+    assert {h.name for h in r.service.live.snapshot.hosts} == {"a", "b", "c"}
+    assert r.store.plans() == ()
+    assert r.store.records() == ()
+    text = generate_latest(r.metrics.registry).decode()
+    assert 'balancer_host_load_ratio{host="a",resource="cpu"}' in text
+    assert 'balancer_automation_level{level="off"} 1.0' in text
+
+
+def test_recommend_stores_a_proposed_plan_and_moves_only_after_approval(
+    make_service: Callable[..., Running],
+) -> None:
+    r = make_service(automation="recommend", hosts=HOT_A)
+    assert r.lease.renew()
+    ticks(r, 3)
+    (row,) = r.store.plans(status=PlanStatus.PROPOSED)  # the same proposal kept its id across ticks
+    assert row.plan.moves, row.plan.skips
+    assert {m.reason for m in row.plan.moves} >= {Reason.HOTSPOT}
+    assert all(m.source == "a" for m in row.plan.moves)
+    assert all(m.status == MoveStatus.PROPOSED for m in row.moves)
+    assert r.store.records() == (), "recommend must not start anything before an approval"
+
+    r.store.approve_move(row.id, 0, "ops", 0.0)
+    ticks(r, 1)
+    records = r.store.records()
+    first = row.plan.moves[0]
+    assert [(rec.vm, rec.source, rec.target, rec.plan_id) for rec in records][:1] == [
+        (first.vm, first.source, first.target, row.id)
+    ]
+    started = r.store.get_plan(row.id).moves[0]
+    assert started.status == MoveStatus.STARTED and started.migration_id == records[0].id
+    assert all(m.status == MoveStatus.PROPOSED for m in r.store.get_plan(row.id).moves[1:])
+    # The test driver cannot live-migrate: the move ends failed, and the stored plan follows it.
+    (outcome,) = r.runner.wait([records[0].id], timeout=60)
+    assert not outcome.ok
+    wait_for(
+        "the stored plan's move to follow the outcome",
+        lambda: r.store.get_plan(row.id).moves[0].status in (MoveStatus.FAILED, MoveStatus.SKIPPED),
+        timeout=30,
+    )
+    assert r.store.get_record(records[0].id).state.final
+
+
+def test_auto_hands_every_planned_move_to_the_executor(make_service: Callable[..., Running]) -> None:
+    r = make_service(automation="auto", hosts=HOT_A)
+    assert r.lease.renew()
+    ticks(r, 2)
+    (row, *_) = r.store.plans()
+    assert row.status == PlanStatus.APPROVED
+    journal = {rec.vm: rec for rec in r.store.records()}
+    assert {m.vm for m in row.plan.moves} <= set(journal)
+    assert all(m.status == MoveStatus.STARTED for m in r.store.get_plan(row.id).moves)
+
+
+def test_follower_collects_but_never_plans(make_service: Callable[..., Running], tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/shared.db"
+    leader = make_service(store_url=url, automation="auto", hosts=HOT_A)
+    follower = make_service(store_url=url, automation="auto", hosts=HOT_A)
+    assert leader.lease.renew()
+    assert not follower.lease.renew()
+    ticks(follower, 2)
+    assert follower.service.live.snapshot is not None
+    assert follower.store.plans() == ()
+    assert 'balancer_leader 0.0' in generate_latest(follower.metrics.registry).decode()
