@@ -41,6 +41,7 @@ class Reason(StrEnum):
     NO_TARGET_HOSTS = "no_target_hosts"
     NO_BENEFICIAL_MOVE = "no_beneficial_move"
     BALANCED = "balanced"
+    NOT_PERSISTED = "not_persisted"  # a host above its mark, but not for thresholds.hold_ticks ticks yet
 
     # -- pre-check failures (executor) ---------------------------------------------------
     TARGET_UNKNOWN = "target_unknown"

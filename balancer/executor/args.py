@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class LimitArgs(BaseModel):
-    """Concurrency and bandwidth limits; block migration is expensive, so the defaults are the peers' (1 and 1)."""
+    """Concurrency and bandwidth limits; block migration is expensive, so the defaults are the peers'
+    (1 and 1)."""
 
     global_: int | None = Field(
         None,
@@ -51,7 +52,10 @@ class ExecutorArgs(BaseModel):
         2.0, ge=0, description="The completion timeout is computed for at least this many GiB."
     )
     stall_iterations: int = Field(
-        3, ge=1, le=100, description="Memory iterations without progress before a migration counts as stalled."
+        3,
+        ge=1,
+        le=100,
+        description="Memory iterations without progress before a migration counts as stalled.",
     )
     on_stall: Literal["raise-downtime", "auto-converge", "abort"] = Field(
         "raise-downtime", description="What to do first when a migration does not converge."
@@ -61,10 +65,13 @@ class ExecutorArgs(BaseModel):
     )
     auto_converge: bool = Field(False, description="Start every migration with auto-converge.")
     post_copy: bool = Field(False, description="Allow post-copy when a migration does not converge.")
-    tls: bool = Field(False, description="Encrypt migration streams (VIR_MIGRATE_TLS); needs libvirt TLS set up.")
+    tls: bool = Field(
+        False, description="Encrypt migration streams (VIR_MIGRATE_TLS); needs libvirt TLS set up."
+    )
     copy_mode: Literal["auto", "full"] = Field(
         "auto",
-        description="auto: incremental copy onto a pre-created overlay when the backing file can be provided; "
+        description="auto: incremental copy onto a pre-created overlay when the backing file can be "
+        "provided; "
         "full: always copy whole disks (NON_SHARED_DISK).",
     )
     memory_headroom_mib: int = Field(
