@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float, every: float = 0.2) -> T:
-    """Poll ``fn`` until it returns something truthy and return it; fail naming ``what`` after ``timeout`` s."""
+    """Poll ``fn`` until it returns something truthy and return it; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
         value = fn()
