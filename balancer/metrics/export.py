@@ -2,8 +2,9 @@
 
 Two kinds:
 
-* events (counters, histograms) are updated as things happen: ``Metrics.tick_done``,
-  ``plan_made``, ``migration_started``/``migration_finished``, ``collection_error``, ...;
+* events (counters, histograms) are updated as things happen, by the service (``plan_made`` and
+  the counters themselves, e.g. ``metrics.migrations_finished.labels(result, reason).inc()``);
+  known label values are created at zero up front, so ``increase()`` sees a first event;
 * state (per-host load, host state, drains, queue depth, leader, ...) is rebuilt from the latest
   values at scrape time by :class:`StateCollector`, so a host or drain that went away disappears
   from /metrics instead of freezing at its last value.
@@ -54,6 +55,7 @@ class ClusterState:
     queue_depth: Mapping[str, int] = field(default_factory=dict)  # priority name -> moves waiting
     in_flight: int = 0
     host_bandwidth: Mapping[str, float] = field(default_factory=dict)  # host -> bytes/s now
+    oldest_in_flight_started: float | None = None  # epoch seconds the oldest running migration started
     leader: bool = False
     automation: str = "off"
 
@@ -205,7 +207,13 @@ def _count(items: Iterable[str]) -> dict[str, int]:
 class Metrics:
     """The event metrics plus the StateCollector, registered on ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        hosts: Iterable[str] = (),
+        thresholds: Mapping[str, float] | None = None,
+        interval_seconds: float | None = None,
+    ) -> None:
         self.registry = registry
         self.state = StateCollector()
         registry.register(self.state)

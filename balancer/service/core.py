@@ -272,7 +272,11 @@ class Service:
         depth: dict[str, int] = {}
         for rec in queued:
             depth[rec.reason.value] = depth.get(rec.reason.value, 0) + 1
-        self.metrics.state.update(queue_depth=depth, in_flight=len(self.runner.in_flight()))
+        running = self.runner.in_flight()
+        starts = [r.started_at or r.created_at for r in running]
+        self.metrics.state.update(
+            queue_depth=depth, in_flight=len(running), oldest_in_flight_started=min(starts, default=None)
+        )
 
     def _history_seconds(self) -> float:
         p = self.cfg.policy

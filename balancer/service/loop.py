@@ -61,7 +61,13 @@ def build(cfg: Config) -> Running:
     ensure_event_loop()
     store = Store.open(cfg.store.url)
     registry = CollectorRegistry()
-    metrics = Metrics(registry)
+    t = cfg.thresholds
+    metrics = Metrics(
+        registry,
+        hosts=[h.name for h in cfg.hosts],
+        thresholds={"cpu_high": t.cpu_high, "memory_high": t.memory_high, "target_imbalance": t.target_imbalance},
+        interval_seconds=cfg.collection.interval_seconds,
+    )
     collector = Collector.for_endpoints(wiring.endpoints(cfg), cfg.collection)
     exec_endpoints = wiring.executor_endpoints(cfg)
     hypervisors = libvirt_factory(exec_endpoints)
