@@ -1,0 +1,137 @@
+"""Write-ahead journal of migrations: every state transition is saved before the step it announces.
+
+States (``model.MoveState``) and the transitions allowed between them::
+
+    queued ─► prechecking ─► copying_backing ─► migrating ─► verifying ─► succeeded
+       │            │               │                │            │
+       └────────────┴───────────────┴────────────────┴────────────┴──► failed | aborted | needs_attention
+
+A skip (the precondition no longer holds: VM gone or already on the target) ends as ``aborted``
+with the skip's reason as outcome: nothing was tried, so it must not count as a failed migration.
+Recovery may move any unfinished record to any final state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+from balancer.errors import BalancerError, LibvirtErrorInfo
+from balancer.executor.events import EventSink, StateChanged, discard
+from balancer.model import MigrationRecord, Move, MoveState
+from balancer.reasons import Reason
+
+
+class JournalStore(Protocol):
+    """The part of the store the executor needs (``balancer.store.Store`` implements it)."""
+
+    def save_record(self, rec: MigrationRecord) -> Any: ...
+    def get_record(self, id: str) -> MigrationRecord: ...
+    def unfinished_records(self) -> Sequence[MigrationRecord]: ...
+
+
+S = MoveState
+_FINAL = (S.SUCCEEDED, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION)
+ALLOWED: dict[MoveState, tuple[MoveState, ...]] = {
+    S.QUEUED: (S.PRECHECKING, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION),
+    S.PRECHECKING: (S.COPYING_BACKING, S.MIGRATING, *_FINAL),
+    S.COPYING_BACKING: (S.MIGRATING, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION),
+    S.MIGRATING: (S.VERIFYING, *_FINAL),
+    S.VERIFYING: _FINAL,
+}
+
+
+class TransitionError(BalancerError):
+    """A journal transition the state machine does not allow (a bug in the executor)."""
+
+
+def check_transition(old: MoveState, new: MoveState) -> None:
+    if new not in ALLOWED.get(old, ()):
+        raise TransitionError(f"journal: {old.value} → {new.value} is not an allowed transition")
+
+
+def new_record(move: Move, now: float, bandwidth_mib_s: int, plan_id: int | None = None) -> MigrationRecord:
+    """The ``queued`` record of a move, with a fresh id."""
+    return MigrationRecord(
+        id=uuid.uuid4().hex,
+        vm=move.vm,
+        source=move.source,
+        target=move.target,
+        reason=move.reason,
+        state=MoveState.QUEUED,
+        created_at=now,
+        updated_at=now,
+        plan_id=plan_id,
+        bandwidth_mib_s=bandwidth_mib_s,
+        copy_mode=move.cost.copy_mode,
+        predicted_bytes=move.cost.total_bytes,
+        detail=move.detail,
+    )
+
+
+class Journal:
+    """Saves records through a JournalStore and emits a StateChanged event for each transition."""
+
+    def __init__(
+        self, store: JournalStore, sink: EventSink = discard, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    def create(self, rec: MigrationRecord) -> MigrationRecord:
+        with self._lock:
+            self.store.save_record(rec)
+        self.sink(StateChanged(rec, None))
+        return rec
+
+    def update(self, rec: MigrationRecord, **changes: Any) -> MigrationRecord:
+        """Save figures without changing state (bytes copied, volumes created...)."""
+        new = replace(rec, updated_at=self.clock(), **changes)
+        with self._lock:
+            self.store.save_record(new)
+        return new
+
+    def move_to(
+        self, rec: MigrationRecord, state: MoveState, *, recovering: bool = False, **changes: Any
+    ) -> MigrationRecord:
+        """Transition ``rec`` to ``state`` (validated), stamping times; saved before returning.
+
+        ``recovering``: recovery may end any unfinished record in any final state.
+        """
+        if recovering and not rec.state.final and state.final:
+            pass
+        else:
+            check_transition(rec.state, state)
+        now = self.clock()
+        if state == MoveState.PRECHECKING and rec.started_at is None:
+            changes.setdefault("started_at", now)
+        if state.final:
+            changes.setdefault("finished_at", now)
+        new = replace(rec, state=state, updated_at=now, **changes)
+        with self._lock:
+            self.store.save_record(new)
+        self.sink(StateChanged(new, rec.state))
+        return new
+
+    def finish(
+        self,
+        rec: MigrationRecord,
+        state: MoveState,
+        outcome: Reason,
+        error: LibvirtErrorInfo | None = None,
+        detail: str = "",
+        recovering: bool = False,
+        **changes: Any,
+    ) -> MigrationRecord:
+        """A final transition carrying the outcome reason and libvirt's error triple, if any."""
+        if error is not None:
+            changes.update(error_code=error.code, error_domain=error.domain, error_message=error.message)
+        if detail:
+            changes["detail"] = detail
+        return self.move_to(rec, state, recovering=recovering, outcome=outcome, **changes)

@@ -1,0 +1,136 @@
+"""Drain h1 of a fresh lab through the executor's Runner and compare the wall time with the physical limit.
+
+The physical limit is the bytes libvirt actually moved (disk mirror + RAM, from the journal) divided by
+the bandwidth the limits allow out of the drained host: min(per_source, targets) × the per-migration
+cap, bounded by the host budget. Base images are seeded on the targets first (an image cache), so only
+overlays and RAM travel. Prints the figures and writes bench/results/drain_lab.json.
+
+    python bench/drain_lab.py            # 4 guests, 20 MiB/s caps, 2 at a time out of h1
+    python bench/drain_lab.py --quick    # CI smoke: 2 small guests
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from balancer.executor.args import ExecutorArgs, LimitArgs
+from balancer.executor.events import Event, OutcomeStatus
+from balancer.executor.facts import HostEndpoint
+from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.runner import Runner
+from balancer.model import Move, MoveCost
+from balancer.reasons import Reason
+
+MIB = 1 << 20
+BASE = "/var/lib/libvirt/base/labguest-base.raw"
+RESULTS = Path(__file__).with_name("results") / "drain_lab.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="CI smoke: 2 small guests")
+    ap.add_argument("--guests", type=int, default=4)
+    ap.add_argument("--cap", type=int, default=20, help="per-migration cap, MiB/s")
+    ap.add_argument("--per-source", type=int, default=2)
+    ap.add_argument("--overlay-mib", type=int, default=64)
+    ap.add_argument("--memory-mib", type=int, default=128)
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.guests, a.cap, a.overlay_mib, a.memory_mib = 2, 50, 16, 96
+    if os.geteuid() != 0 or shutil.which("libvirtd") is None:
+        print("drain_lab: skipped (needs root and libvirtd for the lab)")
+        return 0
+    from balancer.lab import Lab
+
+    workdir = Path(tempfile.mkdtemp(prefix="drain-lab-"))
+    lab = Lab.up(hosts=3, directory=workdir / "lab")
+    try:
+        return run(lab, a, workdir)
+    finally:
+        lab.down()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(lab, a: argparse.Namespace, workdir: Path) -> int:  # type: ignore[no-untyped-def]
+    from balancer.store import Store
+
+    names = [f"d{i}" for i in range(a.guests)]
+    for n in names:
+        lab.create_guest(
+            n, "h1", memory_mib=a.memory_mib, overlay_mib=a.overlay_mib, dirty_mib_s=0, disk_mib_s=0
+        )
+    for n in names:
+        lab.wait_heartbeat("h1", n, timeout=180)
+    for h in ("h2", "h3"):  # seed the image cache on the targets
+        shutil.copyfile(lab.host_path("h1", BASE), lab.host_path(h, BASE))
+        conn = lab.connect(h)
+        conn.storagePoolLookupByName("base").refresh(0)
+        conn.close()
+    eps = {h.name: HostEndpoint(h.name, h.control_uri, h.migration_uri) for h in lab.hosts}
+    limits = LimitArgs(
+        **{"global": a.per_source},
+        per_source=a.per_source,
+        per_target=1,
+        bandwidth_mib_s=a.cap,
+        host_bandwidth_mib_s=a.cap * a.per_source,
+    )
+    store = Store.open(f"sqlite:///{workdir / 'journal.db'}")
+    events: list[Event] = []
+    runner = Runner(
+        ExecutorArgs(memory_headroom_mib=64), limits, libvirt_factory(eps), store, eps, events.append
+    )
+    moves = [
+        Move(n, "h1", ("h2", "h3")[i % 2], Reason.DRAIN, MoveCost(0, 0, 0, 0.0)) for i, n in enumerate(names)
+    ]
+    started = time.monotonic()
+    recs = runner.submit(moves)
+    outs = runner.wait([r.id for r in recs], timeout=1800)
+    wall = time.monotonic() - started
+    runner.shutdown(0)
+    store.close()
+    ok = [o for o in outs if o.status == OutcomeStatus.SUCCEEDED]
+    moved = sum(o.record.disk_bytes + o.record.memory_bytes for o in outs)
+    durations = [
+        (o.record.finished_at or 0) - (o.record.started_at or 0)
+        for o in outs
+        if o.record.started_at is not None
+    ]
+    allowed = min(a.per_source, 2, limits.global_limit(3)) * a.cap
+    allowed = min(allowed, limits.host_bandwidth_mib_s)
+    physical = moved / (allowed * MIB)
+    result = {
+        "guests": a.guests,
+        "succeeded": len(ok),
+        "cap_mib_s": a.cap,
+        "per_source": a.per_source,
+        "allowed_mib_s": allowed,
+        "bytes_moved": moved,
+        "mib_moved": round(moved / MIB, 1),
+        "wall_s": round(wall, 2),
+        "physical_limit_s": round(physical, 2),
+        "ratio": round(wall / physical, 3) if physical else None,
+        "per_migration_s": [round(d, 2) for d in durations],
+        "downtime_ms": [o.record.downtime_ms for o in outs],
+        "quick": a.quick,
+    }
+    print(json.dumps(result, indent=2))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    if len(ok) != a.guests:
+        print(
+            "drain_lab: not every migration succeeded:",
+            [(o.record.vm, o.reason.value, o.detail) for o in outs],
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Faults during real migrations: after each, exactly one running copy and a journal that matches it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from exec_labkit import CALM, MIB, copies, endpoints, make_runner, running_on, wait_for
+
+from balancer.executor.args import ExecutorArgs, LimitArgs
+from balancer.executor.events import OutcomeStatus
+from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.recovery import recover
+from balancer.lab import Lab
+from balancer.model import Move, MoveCost, MoveState
+from balancer.reasons import Reason
+from balancer.store import Store
+
+pytestmark = pytest.mark.lab
+SLOW = LimitArgs(bandwidth_mib_s=8)
+ARGS = ExecutorArgs(memory_headroom_mib=64, settle_seconds=30, no_progress_seconds=10)
+
+
+def start(lab: Lab, store: Store, vm: str, src: str, dst: str, args: ExecutorArgs = ARGS):  # type: ignore[no-untyped-def]
+    runner, events = make_runner(lab, store, args=args, limits=SLOW)
+    rec = runner.submit([Move(vm, src, dst, Reason.DRAIN, MoveCost(0, 0, 0, 0.0))])[0]
+    wait_for(
+        "the disk mirror under way",
+        lambda: any(
+            p.phase in ("disk", "memory") and p.bytes_copied > 8 * MIB for _, p in events.progress(rec.id)
+        ),
+        90,
+    )
+    return runner, rec, events
+
+
+def assert_journal_matches(lab: Lab, store: Store, record_id: str, vm: str, src: str, dst: str) -> MoveState:
+    saved = store.get_record(record_id)
+    where = wait_for(
+        f"one running copy of {vm}", lambda: (r := running_on(lab, vm)) and len(r) == 1 and r, 60
+    )
+    wait_for(f"no other domain {vm}", lambda: len(copies(lab, vm)) == 1, 60)
+    if saved.state == MoveState.SUCCEEDED:
+        assert where == [dst]
+    else:
+        assert saved.state in (MoveState.FAILED, MoveState.ABORTED), (saved.state, saved.detail)
+        assert where == [src], saved.detail
+    return saved.state
+
+
+def test_target_libvirtd_killed_mid_migration(lab: Lab, lab_guest, store: Store) -> None:  # type: ignore[no-untyped-def]
+    guest = lab_guest(host="h1", **CALM)
+    runner, rec, _events = start(lab, store, guest.name, "h1", "h2")
+    lab.kill_libvirtd("h2")
+    try:
+        wait_for(
+            "the migrate call to fail", lambda: store.get_record(rec.id).state != MoveState.MIGRATING, 60
+        )
+    finally:
+        lab.start_libvirtd("h2")
+    (out,) = runner.wait([rec.id], timeout=120)
+    assert out.status in (OutcomeStatus.FAILED, OutcomeStatus.ABORTED), out.detail
+    assert out.record.error_message, out.detail
+    assert assert_journal_matches(lab, store, rec.id, guest.name, "h1", "h2") != MoveState.SUCCEEDED
+    lab.wait_heartbeat("h1", guest.name, after=lab.heartbeat("h1", guest.name), timeout=30)
+
+
+def test_source_libvirtd_restarted_mid_migration(lab: Lab, lab_guest, store: Store) -> None:  # type: ignore[no-untyped-def]
+    guest = lab_guest(host="h2", **CALM)
+    runner, rec, _events = start(lab, store, guest.name, "h2", "h3")
+    lab.restart_libvirtd("h2")
+    (out,) = runner.wait([rec.id], timeout=180)
+    print(out.status, out.reason, out.detail, out.record.error_message)
+    assert out.status != OutcomeStatus.NEEDS_ATTENTION, out.detail
+    assert_journal_matches(lab, store, rec.id, guest.name, "h2", "h3")
+
+
+def test_network_cut_mid_migration(lab: Lab, lab_guest, store: Store) -> None:  # type: ignore[no-untyped-def]
+    """The link to the target goes down: no bytes move, the executor aborts after no_progress_seconds;
+    the link comes back a few seconds later (a transient cut) and the abort completes."""
+    guest = lab_guest(host="h3", **CALM)
+    runner, rec, events = start(lab, store, guest.name, "h3", "h1")
+    lab.link_down("h1")
+    try:
+        wait_for(
+            "the executor to abort", lambda: any("aborting migration" in str(e) for _, e in events.events), 60
+        )
+    finally:
+        lab.link_up("h1")
+    (out,) = runner.wait([rec.id], timeout=120)
+    print(out.status, out.reason, out.detail, out.record.error_message)
+    assert (out.status, out.reason) == (OutcomeStatus.ABORTED, Reason.NO_PROGRESS), out.detail
+    assert_journal_matches(lab, store, rec.id, guest.name, "h3", "h1")
+
+
+def test_guest_dirtying_faster_than_the_cap_is_stopped_in_time(lab: Lab, lab_guest, store: Store) -> None:  # type: ignore[no-untyped-def]
+    """A guest rewriting its RAM faster than a 4 MiB/s cap: under TCG libvirt reports no dirty rate, so
+    the flat RAM remainder across iterations must reveal it; on_stall=abort ends it well in time."""
+    guest = lab_guest(host="h1", memory_mib=96, dirty_mib_s=32, disk_mib_s=0, overlay_mib=0)
+    args = ExecutorArgs(
+        memory_headroom_mib=64,
+        settle_seconds=30,
+        stall_iterations=2,
+        on_stall="abort",
+        completion_timeout_s_per_gib=60,
+        completion_timeout_min_gib=2,
+    )
+    runner, events = make_runner(lab, store, args=args, limits=LimitArgs(bandwidth_mib_s=4))
+    started = time.monotonic()
+    rec = runner.submit([Move(guest.name, "h1", "h2", Reason.DRAIN, MoveCost(0, 0, 0, 0.0))])[0]
+    (out,) = runner.wait([rec.id], timeout=200)
+    took = time.monotonic() - started
+    iters = max((p.memory_iteration for _, p in events.progress(rec.id)), default=0)
+    print(f"{out.status} {out.reason} after {took:.0f} s, {iters} iterations: {out.detail}")
+    if out.status == OutcomeStatus.SUCCEEDED:
+        # measured here: under TCG dirty tracking slows the guest so much that it cannot outpace even
+        # a 4 MiB/s cap (it converged in 3 iterations); the detection itself is covered by
+        # test_convergence.py with TCG-shaped series. The journal must still match reality.
+        assert_journal_matches(lab, store, rec.id, guest.name, "h1", "h2")
+        pytest.skip(f"the TCG guest could not dirty RAM faster than the cap ({iters} iterations, converged)")
+    assert (out.status, out.reason) == (OutcomeStatus.ABORTED, Reason.NOT_CONVERGING), out.detail
+    assert took < 120  # the completion timeout for this move (60 s per GiB, at least 2 GiB)
+    assert_journal_matches(lab, store, rec.id, guest.name, "h1", "h2")
+
+
+def test_balancer_killed_mid_migration_then_recovered(lab: Lab, lab_guest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    guest = lab_guest(host="h2", **CALM)
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("exec_crashchild.py")),
+            str(lab.directory),
+            url,
+            guest.name,
+            "h2",
+            "h1",
+            "8",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert child.stdout is not None
+    record_id = child.stdout.readline().strip()
+    store = Store.open(url)
+    try:
+        wait_for(
+            "the child to be migrating", lambda: store.get_record(record_id).state == MoveState.MIGRATING, 90
+        )
+        wait_for("bytes moving", lambda: lab.heartbeat("h2", guest.name), 10)
+        time.sleep(1.0)  # well inside the ~15 s migration, not a synchronisation
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        assert store.get_record(record_id).state == MoveState.MIGRATING
+        (final,) = recover(store, libvirt_factory(endpoints(lab)), ARGS)
+        print(final.state, final.outcome, final.detail)
+        assert final.id == record_id and final.state in (MoveState.SUCCEEDED, MoveState.FAILED)
+        assert_journal_matches(lab, store, record_id, guest.name, "h2", "h1")
+        assert store.unfinished_records() == ()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        store.close()

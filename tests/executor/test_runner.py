@@ -1,0 +1,178 @@
+"""Runner over the simulated cluster and a real SQLite store: journal, limits, abort, shutdown."""
+
+from __future__ import annotations
+
+import time
+
+from exec_simcluster import SimCluster
+
+from balancer.executor.args import ExecutorArgs, LimitArgs
+from balancer.executor.events import Event, Finished, OutcomeStatus, StateChanged, Waiting
+from balancer.executor.facts import HostEndpoint
+from balancer.executor.runner import Runner
+from balancer.model import Move, MoveCost, MoveState
+from balancer.reasons import Reason
+from balancer.store import Store
+
+FAST = ExecutorArgs(poll_seconds=0.05, settle_seconds=1.0, memory_headroom_mib=0)
+
+
+def move(vm: str, src: str, dst: str, reason: Reason = Reason.BALANCE) -> Move:
+    return Move(vm, src, dst, reason, MoveCost(0, 0, 0, 0.0))
+
+
+def runner(
+    sim: SimCluster,
+    eps: dict[str, HostEndpoint],
+    store: Store,
+    limits: LimitArgs | None = None,
+    args: ExecutorArgs = FAST,
+    events: list[Event] | None = None,
+) -> Runner:
+    sink = events.append if events is not None else (lambda _e: None)
+    return Runner(args, limits or LimitArgs(), sim.hypervisor, store, eps, sink)
+
+
+def test_success_journals_every_state_and_cleans_the_source(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h1")
+    events: list[Event] = []
+    r = runner(sim, sim_endpoints, store, events=events)
+    rec = r.submit([move("a", "h1", "h2")])[0]
+    (out,) = r.wait([rec.id], timeout=10)
+    assert out.status == OutcomeStatus.SUCCEEDED, out.detail
+    assert sim.where("a") == [("h2", "running")]
+    states = [e.record.state for e in events if isinstance(e, StateChanged)]
+    assert states == [
+        MoveState.QUEUED,
+        MoveState.PRECHECKING,
+        MoveState.COPYING_BACKING,
+        MoveState.MIGRATING,
+        MoveState.VERIFYING,
+        MoveState.SUCCEEDED,
+    ]
+    saved = store.get_record(rec.id)
+    assert saved.state == MoveState.SUCCEEDED and saved.outcome == Reason.SUCCEEDED
+    assert saved.copy_mode == "incremental"  # the base is on h2 already: reused
+    assert "/var/lib/libvirt/images/a.qcow2" not in sim.hosts["h1"].volumes  # source overlay removed
+    assert "/var/lib/libvirt/base/base.raw" in sim.hosts["h1"].volumes  # never a backing file
+    assert "/var/lib/libvirt/images/a.qcow2" in sim.hosts["h2"].volumes
+    assert any(isinstance(e, Finished) for e in events)
+
+
+def test_backing_copied_with_streams_when_missing(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h1")
+    del sim.hosts["h3"].volumes["/var/lib/libvirt/base/base.raw"]
+    r = runner(sim, sim_endpoints, store)
+    (out,) = r.wait([r.submit([move("a", "h1", "h3")])[0].id], timeout=10)
+    assert out.ok, out.detail
+    assert out.record.backing_bytes == 4 << 20
+    h1, h3 = sim.hypervisor("h1"), sim.hypervisor("h3")
+    assert h3.digest("/var/lib/libvirt/base/base.raw") == h1.digest("/var/lib/libvirt/base/base.raw")
+    assert h3.volume("/var/lib/libvirt/images/a.qcow2").backing.path == "/var/lib/libvirt/base/base.raw"
+
+
+def test_failed_migration_removes_what_it_created_on_the_target(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h1")
+    del sim.hosts["h3"].volumes["/var/lib/libvirt/base/base.raw"]
+    sim.behaviour.fail_with = "operation failed: job 'migration out' unexpectedly failed"
+    r = runner(sim, sim_endpoints, store)
+    (out,) = r.wait([r.submit([move("a", "h1", "h3")])[0].id], timeout=10)
+    assert out.status == OutcomeStatus.FAILED
+    assert out.reason == Reason.MIGRATION_FAILED
+    assert out.record.error_code == 9 and "unexpectedly failed" in (out.record.error_message or "")
+    assert sim.where("a") == [("h1", "running")]
+    assert sim.hosts["h3"].volumes.keys() == set()  # overlay and the copied base both gone
+    assert out.record.created_volumes == ()
+
+
+def test_precheck_skip_and_fail_are_distinct(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h2")
+    sim.add_vm("b", "h1", memory_mib=64)
+    sim.hosts["h3"].free_memory = 32 << 20
+    r = runner(sim, sim_endpoints, store)
+    recs = r.submit([move("a", "h1", "h2"), move("b", "h1", "h3"), move("b", "h1", "h9")])
+    outs = {o.record.id: o for o in r.wait([x.id for x in recs], timeout=10)}
+    a, b, c = (outs[x.id] for x in recs)
+    assert (a.status, a.reason, a.record.state) == (
+        OutcomeStatus.SKIPPED,
+        Reason.VM_ALREADY_ON_TARGET,
+        MoveState.ABORTED,
+    )
+    assert (b.status, b.reason, b.record.state) == (
+        OutcomeStatus.FAILED,
+        Reason.TARGET_NO_MEMORY,
+        MoveState.FAILED,
+    )
+    assert (c.status, c.reason) == (OutcomeStatus.FAILED, Reason.TARGET_UNKNOWN)
+
+
+def test_limits_hold_at_every_instant(sim, sim_endpoints, store) -> None:
+    for i in range(6):
+        sim.add_vm(f"v{i}", "h1" if i % 2 else "h2")
+    sim.hosts["h4"] = type(sim.hosts["h1"])("h4")
+    sim.hosts["h4"].pools = dict(sim.hosts["h1"].pools)
+    sim.add_volume("h4", "/var/lib/libvirt/base/base.raw", b"B" * (4 << 20), "raw")
+    eps = {**sim_endpoints, "h4": HostEndpoint("h4", "sim://h4", "sim://h4/system")}
+    sim.behaviour.seconds = 0.3
+    limits = LimitArgs(**{"global": 2}, per_source=1, per_target=1)
+    events: list[Event] = []
+    r = runner(sim, eps, store, limits, events=events)
+    targets = ["h3", "h4", "h3", "h4", "h3", "h4"]
+    recs = r.submit([move(f"v{i}", "h1" if i % 2 else "h2", targets[i]) for i in range(6)])
+    outs = r.wait([x.id for x in recs], timeout=30)
+    assert all(o.ok for o in outs), [o.detail for o in outs]
+    spans = sim.log
+    for _vm, src, dst, start, _end in spans:
+        at = [s for s in spans if s[3] <= start < s[4]]
+        assert len(at) <= 2
+        assert sum(s[1] == src for s in at) <= 1 and sum(s[2] == dst for s in at) <= 1
+    assert any(isinstance(e, Waiting) for e in events)
+
+
+def test_abort_running_move_leaves_vm_on_source(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h1")
+    sim.behaviour.hang = True
+    r = runner(sim, sim_endpoints, store)
+    rec = r.submit([move("a", "h1", "h2")])[0]
+    deadline = time.monotonic() + 5
+    while not any(x.state == MoveState.MIGRATING for x in r.in_flight()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert r.abort(rec.id)
+    (out,) = r.wait([rec.id], timeout=10)
+    assert (out.status, out.reason, out.record.state) == (
+        OutcomeStatus.ABORTED,
+        Reason.ABORTED_BY_OPERATOR,
+        MoveState.ABORTED,
+    )
+    assert sim.where("a") == [("h1", "running")]
+    assert "/var/lib/libvirt/images/a.qcow2" not in sim.hosts["h2"].volumes
+
+
+def test_stalled_migration_is_aborted_for_no_progress(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h1")
+    sim.behaviour.hang = True
+    r = runner(sim, sim_endpoints, store, args=FAST.model_copy(update={"no_progress_seconds": 0.5}))
+    (out,) = r.wait([r.submit([move("a", "h1", "h2")])[0].id], timeout=10)
+    assert (out.status, out.reason) == (OutcomeStatus.ABORTED, Reason.NO_PROGRESS)
+    assert sim.where("a") == [("h1", "running")]
+
+
+def test_shutdown_leaves_running_moves_and_aborts_queued(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h1")
+    sim.add_vm("b", "h1")
+    sim.behaviour.hang = True
+    r = runner(sim, sim_endpoints, store, args=FAST.model_copy(update={"no_progress_seconds": 60}))
+    ra, rb = r.submit([move("a", "h1", "h2"), move("b", "h1", "h3")])
+    deadline = time.monotonic() + 5
+    while not any(x.state == MoveState.MIGRATING for x in r.in_flight()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    left = r.shutdown(grace_seconds=0.2)
+    assert [x.id for x in left] == [ra.id]
+    assert store.get_record(rb.id).state == MoveState.ABORTED
+    assert store.get_record(rb.id).outcome == Reason.SHUTDOWN
+    assert store.get_record(ra.id).state == MoveState.MIGRATING  # left to recovery, not aborted
+    assert sim.jobs  # the migration itself goes on
+    sim.behaviour.hang = False
+    sim.behaviour.seconds = 0.0
