@@ -17,10 +17,15 @@ class ThresholdArgs(_Frozen):
     """When a host counts as overloaded and when the cluster counts as balanced."""
 
     cpu_high: float = Field(0.80, gt=0, le=1.0, description="CPU high-water mark (used / usable cores).")
-    memory_high: float = Field(0.85, gt=0, le=1.0, description="Memory high-water mark (used / usable bytes).")
+    memory_high: float = Field(
+        0.85, gt=0, le=1.0, description="Memory high-water mark (used / usable bytes)."
+    )
     disk_high: float = Field(0.90, gt=0, le=1.0, description="Disk hard limit for VM images on a target.")
     target_imbalance: float = Field(
-        0.05, ge=0, le=1.0, description="Balance moves stop once the imbalance (std-dev of load) is at or below."
+        0.05,
+        ge=0,
+        le=1.0,
+        description="Balance moves stop once the imbalance (std-dev of load) is at or below.",
     )
     hold_ticks: int = Field(
         3, ge=1, le=1000, description="An overload counts only after it persisted this many ticks (smoothed)."

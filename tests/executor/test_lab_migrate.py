@@ -39,7 +39,7 @@ def migrate_and_check(lab: Lab, store: Store, guest, src: str, dst: str, **runne
 
 
 def test_incremental_with_base_on_target(lab: Lab, lab_guest, store: Store) -> None:  # type: ignore[no-untyped-def]
-    guest = lab_guest(host="h1")  # the default load: dirties 8 MiB/s of RAM and 1 MiB/s of disk while it moves
+    guest = lab_guest(host="h1")  # default load: dirties 8 MiB/s of RAM, 1 MiB/s of disk as it moves
     ensure_base(lab, "h2", present=True)
     out, _ = migrate_and_check(lab, store, guest, "h1", "h2")
     rec = out.record
