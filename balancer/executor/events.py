@@ -87,6 +87,7 @@ class Note:
     vm: str
     reason: Reason | None
     message: str
+    action: str | None = None  # convergence action taken: raise_downtime, auto_converge, post_copy, abort
 
 
 Event = Progress | StateChanged | Waiting | Finished | Note

@@ -85,8 +85,8 @@ class MoveRun:
         self.rec = self.env.journal.finish(self.rec, state, reason, error, detail, **changes)
         return Outcome(status, reason, self.rec, error, detail)
 
-    def _note(self, message: str, reason: Reason | None = None) -> None:
-        self.env.sink(Note(self.rec.id, self.rec.vm, reason, message))
+    def _note(self, message: str, reason: Reason | None = None, action: str | None = None) -> None:
+        self.env.sink(Note(self.rec.id, self.rec.vm, reason, message, action))
 
     def _on_created(self, path: str) -> None:
         self._created.append(path)
@@ -347,27 +347,29 @@ class MoveRun:
             watch = watch.after(action, now)
             if isinstance(action, convergence.Abort):
                 abort_reason, abort_detail = action.reason, action.detail
-                self._abort(src, ref, action.detail, action.reason)
+                self._abort(src, ref, action.detail, action.reason, "abort")
                 aborted_at = now
             elif isinstance(action, convergence.RaiseDowntime):
-                self._act(partial(src.set_max_downtime, ref, action.ms), action.detail)
+                self._act(partial(src.set_max_downtime, ref, action.ms), action.detail, "raise_downtime")
             elif isinstance(action, convergence.StartPostCopy):
-                self._act(partial(src.start_post_copy, ref), action.detail)
+                self._act(partial(src.start_post_copy, ref), action.detail, "post_copy")
             elif isinstance(action, convergence.AutoConverge):
-                self._note(action.detail, Reason.NOT_CONVERGING)
+                self._note(action.detail, Reason.NOT_CONVERGING, "auto_converge")
         return result[0], abort_reason, abort_detail
 
-    def _act(self, fn: Callable[[], None], detail: str) -> None:
+    def _act(self, fn: Callable[[], None], detail: str, action: str) -> None:
         try:
             fn()
-            self._note(detail, Reason.NOT_CONVERGING)
+            self._note(detail, Reason.NOT_CONVERGING, action)
         except MigrationError as exc:
             self._note(f"{detail}: failed: {exc}", Reason.NOT_CONVERGING)
 
-    def _abort(self, src: Hypervisor, ref: str, detail: str, reason: Reason | None = None) -> None:
+    def _abort(
+        self, src: Hypervisor, ref: str, detail: str, reason: Reason | None = None, action: str | None = None
+    ) -> None:
         try:
             src.abort_job(ref)
-            self._note(f"aborting migration: {detail}", reason or self.control.reason)
+            self._note(f"aborting migration: {detail}", reason or self.control.reason, action)
         except MigrationError as exc:
             self._note(f"abortJob failed ({exc}); waiting for the call to end", reason)
 

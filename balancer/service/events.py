@@ -14,9 +14,6 @@ from balancer.service.efficacy import Efficacy
 
 log = logging.getLogger("balancer.executor")
 
-_ACTIONS = {"raise_downtime", "auto_converge", "post_copy", "abort"}
-
-
 class ServiceSink:
     """The Runner's EventSink in the service. Called from worker threads; never blocks for long."""
 
@@ -61,13 +58,14 @@ class ServiceSink:
             )
         elif isinstance(event, Note):
             reason = event.reason.value if event.reason else None
-            if reason in _ACTIONS:
-                self.metrics.convergence_actions.labels(reason).inc()
+            if event.action is not None:
+                self.metrics.convergence_actions.labels(event.action).inc()
             log.info(
-                "event=migration_note id=%s vm=%s reason=%s message=%r",
+                "event=migration_note id=%s vm=%s reason=%s action=%s message=%r",
                 event.record_id,
                 event.vm,
                 reason,
+                event.action,
                 event.message,
             )
         elif isinstance(event, Finished):
