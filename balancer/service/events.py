@@ -14,6 +14,7 @@ from balancer.service.efficacy import Efficacy
 
 log = logging.getLogger("balancer.executor")
 
+
 class ServiceSink:
     """The Runner's EventSink in the service. Called from worker threads; never blocks for long."""
 

@@ -65,7 +65,11 @@ def build(cfg: Config) -> Running:
     metrics = Metrics(
         registry,
         hosts=[h.name for h in cfg.hosts],
-        thresholds={"cpu_high": t.cpu_high, "memory_high": t.memory_high, "target_imbalance": t.target_imbalance},
+        thresholds={
+            "cpu_high": t.cpu_high,
+            "memory_high": t.memory_high,
+            "target_imbalance": t.target_imbalance,
+        },
         interval_seconds=cfg.collection.interval_seconds,
     )
     collector = Collector.for_endpoints(wiring.endpoints(cfg), cfg.collection)
