@@ -120,7 +120,9 @@ class ServiceConfig(_Section):
     """The periodic loop and leadership."""
 
     lease_seconds: float = Field(
-        0.0, ge=0, description="Leader lease length; 0 = 2.5 x the collection interval."
+        0.0,
+        ge=0,
+        description="Leader lease length; 0 = one collection interval (a dead leader is replaced in < 2 ticks).",
     )
     shutdown_grace_seconds: float = Field(
         60.0, ge=0, description="On SIGTERM, wait this long for running migrations before leaving them."

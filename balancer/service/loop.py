@@ -91,7 +91,8 @@ def build(cfg: Config) -> Running:
         snapshot=lambda: holder[0].live.snapshot if holder else None,
         rule_check=wiring.rule_check(cfg),
     )
-    ttl = cfg.service.lease_seconds or max(3.0, cfg.collection.interval_seconds)
+    # ttl = one interval: renewed every ttl/3, so a dead leader is replaced within 4/3 of a tick.
+    ttl = cfg.service.lease_seconds or max(1.0, cfg.collection.interval_seconds)
     url = api_url(cfg)
     lease = LeaseKeeper(store, holder_id(url), ttl)
 

@@ -1,0 +1,106 @@
+"""HA: two `balancer run` processes on one real PostgreSQL; exactly one leads; when it is killed the
+other takes over within two ticks, and no VM's move is executed twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from balancer.store import Store
+from tests.pg import PgServer
+from tests.prom import free_port
+from tests.service.conftest import driver_hosts
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+INTERVAL = 1.0
+
+
+def start(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "balancer", "run", "-c", str(cfg_path), "--log-format", "json"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def ok_ticks(api: str) -> float:
+    try:
+        text = httpx.get(f"{api}/metrics", timeout=5).text
+    except httpx.TransportError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith('balancer_ticks_total{result="ok"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_leader_killed_is_replaced_within_two_ticks_and_nothing_runs_twice(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    url = pg_server.create_schema("ha_takeover")
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    configs: dict[str, dict] = {}
+    for name in ("one", "two"):
+        cfg = {
+            "hosts": driver_hosts(a={"cpus": 3}),
+            "automation": "auto",
+            "store": {"url": url},
+            "collection": {"interval_seconds": INTERVAL, "window": 1},
+            "thresholds": {"hold_ticks": 1},
+            "api": {"listen": f"127.0.0.1:{free_port()}"},
+        }
+        configs[name] = cfg
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        procs[name] = start(path, tmp_path / f"{name}.log")
+    store = Store.open(url)
+    try:
+        # The leader plans and starts moves (the test driver cannot migrate, so they fail and the VMs
+        # are quarantined): the journal now has one record per moved VM.
+        wait_for("the leader's first moves", lambda: store.records(), timeout=60)
+        lease = wait_for("a leader", lambda: store.current_leader(time.time()), timeout=60)
+        by_pid = {p.pid: n for n, p in procs.items()}
+        leader = next(by_pid[pid] for pid in by_pid if f"/{pid}/" in lease.holder)
+        follower = "two" if leader == "one" else "one"
+        procs[leader].send_signal(signal.SIGKILL)
+        procs[leader].wait()
+        killed_at = time.time()
+        new = wait_for(
+            "the follower to lead",
+            lambda: (cur := store.current_leader(time.time())) and cur.holder != lease.holder and cur,
+            timeout=30,
+        )
+        took = time.time() - killed_at
+        assert f"/{procs[follower].pid}/" in new.holder
+        assert took < 2 * INTERVAL, f"takeover took {took:.2f} s, more than two ticks"
+        # The new leader reconciles what the dead one left open, then plans tick after tick on its own.
+        wait_for("the journal reconciled", lambda: not store.unfinished_records(), timeout=120)
+        api = f"http://{configs[follower]['api']['listen']}"
+        base = ok_ticks(api)
+        wait_for("three more ticks of the new leader", lambda: ok_ticks(api) >= base + 3, timeout=60)
+        vms = [r.vm for r in store.records()]
+        assert len(vms) == len(set(vms)), f"a VM was moved twice: {sorted(vms)}"
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        store.close()
+        for name in procs:
+            log = tmp_path / f"{name}.log"
+            if log.exists() and os.environ.get("BALANCER_TEST_VERBOSE"):
+                print(log.read_text()[-4000:])
