@@ -207,7 +207,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _allowed(err: dict[str, Any]) -> str:
+def allowed_text(err: dict[str, Any]) -> str:
     ctx = err.get("ctx") or {}
     kind = err["type"]
     table = {
@@ -239,8 +239,8 @@ def _allowed(err: dict[str, Any]) -> str:
 def _render(err: dict[str, Any]) -> list[str]:
     path = _path(tuple(err.get("loc", ())))
     if err["type"] in {"missing", "extra_forbidden"}:
-        return [f"{path}: {_allowed(err)}"]
-    allowed = _allowed(err)
+        return [f"{path}: {allowed_text(err)}"]
+    allowed = allowed_text(err)
     if err["type"] == "value_error" and not err.get("loc"):
         return allowed.splitlines()  # cross-field problems (Config._cross_checks) already name their keys
     value = err.get("input")

@@ -26,13 +26,14 @@ app = typer.Typer(
 def _register() -> None:
     # Imported here so `import balancer.cli` stays cheap and a broken optional group
     # (e.g. the lab on a machine without iproute2) does not take the others down.
-    from balancer.cli import config_cmd, demo_cmd, inspect_cmd, migrate_cmd, run_cmd
+    from balancer.cli import config_cmd, demo_cmd, inspect_cmd, migrate_cmd, ops_cmd, run_cmd
 
     app.add_typer(config_cmd.app, name="config")
     inspect_cmd.register(app)
     run_cmd.register(app)
     demo_cmd.register(app)
     migrate_cmd.register(app)
+    ops_cmd.register(app)
 
     try:
         from balancer.lab.cli import app as lab_app

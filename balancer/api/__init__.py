@@ -1,0 +1,12 @@
+"""The HTTP API (FastAPI): drains, plans, migrations, hosts and VMs, health and /metrics.
+
+::
+
+    app.py         create_app(ctx) -> FastAPI; ApiContext (context.py) is everything it serves from
+    routes/        one router per resource: health, cluster (hosts, vms), drains, plans, migrations
+    actions.py     what operators do (drain, undrain, approve, ...): validation + one store call;
+                   the CLI's store fallback calls the same functions
+    schemas.py     request/response models;  views.py  model/store values -> those models
+    auth.py        bearer tokens and roles;  errors.py  the one place exceptions become responses
+    middleware.py  balancer_api_requests_total
+"""

@@ -1,0 +1,72 @@
+"""``create_app(ctx)``: the service's FastAPI app (routes under /v1, OpenAPI at /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from balancer import __version__
+from balancer.api import errors
+from balancer.api.auth import Tokens
+from balancer.api.context import ApiContext
+from balancer.api.middleware import RequestCounter
+from balancer.api.routes import cluster, drains, health, migrations, plans
+
+__all__ = ["ApiContext", "create_app"]
+
+DESCRIPTION = """\
+Drains, plans and migrations of the balancer, and the cluster as its last collection saw it.
+
+**Auth**: `Authorization: Bearer <token>` with a token from config.yaml `api.tokens`. Writes (POST,
+DELETE) need a token with role `write`; reads need any token unless `api.open_reads` is on. The
+token's `name` is recorded as the actor in the audit log. `/healthz`, `/readyz` and `/metrics` need no
+token: probes and Prometheus scrape them, and they show nothing an operator could change. Bind
+`api.listen` to a trusted network if /metrics must stay private.
+
+**Errors**: 422 bodies list `{field, value, message}` per problem; other errors have a `detail` string.
+"""
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    """The app serving ``ctx``; raises ConfigError when a token_file cannot be read."""
+    app = FastAPI(
+        title="balancer",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.tokens = Tokens(ctx.cfg.api)
+    errors.install(app)
+    app.add_middleware(RequestCounter, metrics=ctx.metrics)
+    for module in (health, cluster, drains, plans, migrations):
+        app.include_router(module.router)
+    _document_hosts(app, [h.name for h in ctx.cfg.hosts])
+    return app
+
+
+def _document_hosts(app: FastAPI, hosts: list[str]) -> None:
+    """List the configured hosts as the ``enum`` of every ``host`` field in the OpenAPI document."""
+    generate = app.openapi
+
+    def restrict(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "string":
+                branch["enum"] = hosts
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        doc = generate()
+        if fresh and hosts:
+            for item in doc["paths"].values():
+                for operation in item.values():
+                    for param in operation.get("parameters", []):
+                        if param["name"] == "host":
+                            restrict(param["schema"])
+            restrict(doc["components"]["schemas"]["DrainCreate"]["properties"]["host"])
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,64 @@
+"""/v1/hosts and /v1/vms: what the last collection saw."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+
+from balancer.api import views
+from balancer.api.actions import check_host
+from balancer.api.routes import R404, READ, Ctx, HostFilter, HostName, Reader, known_query
+from balancer.api.schemas import ErrorOut, HostOut, VMOut
+from balancer.errors import NotFound
+from balancer.model import Snapshot
+from balancer.store.records import DrainState
+
+router = APIRouter(prefix="/v1", tags=["cluster"], dependencies=[Depends(known_query)])
+_NO_SNAPSHOT: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "No collection has completed yet (or the store failed)"}
+}
+
+
+def _snapshot(ctx: Ctx) -> Snapshot:
+    snap = ctx.live.snapshot
+    if snap is None:
+        raise HTTPException(503, "no snapshot yet: the service has not completed a collection")
+    return snap
+
+
+def _open_drains(ctx: Ctx) -> dict[str, int]:
+    return {d.host: d.id for d in ctx.store.drains(state=DrainState.OPEN)}
+
+
+@router.get("/hosts", summary="Hosts: state, load, VMs, disk bytes", responses=READ)
+def list_hosts(_who: Reader, ctx: Ctx) -> list[HostOut]:
+    """Every configured host; `state` is `unknown` until the service has collected once."""
+    return views.hosts([h.name for h in ctx.cfg.hosts], ctx.live.snapshot, _open_drains(ctx))
+
+
+@router.get("/hosts/{name}", summary="One host", responses={**READ, **R404})
+def get_host(_who: Reader, ctx: Ctx, name: HostName) -> HostOut:
+    snap = ctx.live.snapshot
+    for h in views.hosts([c.name for c in ctx.cfg.hosts], snap, _open_drains(ctx)):
+        if h.name == name:
+            return h
+    known = ", ".join(c.name for c in ctx.cfg.hosts)
+    raise NotFound(f"host {name!r} is not a configured host; known: {known}")
+
+
+@router.get("/vms", summary="VMs, optionally of one host", responses={**READ, **_NO_SNAPSHOT})
+def list_vms(_who: Reader, ctx: Ctx, host: HostFilter = None) -> list[VMOut]:
+    if host is not None:
+        check_host(ctx.cfg, host)
+    snap = _snapshot(ctx)
+    return [views.vm(v) for v in snap.vms if host is None or v.host == host]
+
+
+@router.get("/vms/{name}", summary="One VM", responses={**READ, **R404, **_NO_SNAPSHOT})
+def get_vm(_who: Reader, ctx: Ctx, name: Annotated[str, Path(min_length=1, max_length=255)]) -> VMOut:
+    snap = _snapshot(ctx)
+    for v in snap.vms:
+        if v.name == name:
+            return views.vm(v)
+    raise NotFound(f"VM {name!r} is not in the last snapshot (taken at {snap.taken_at:.0f})")

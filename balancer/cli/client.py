@@ -1,0 +1,276 @@
+"""How the operator commands reach the balancer: the service's HTTP API, else the store directly.
+
+``connect()`` asks the API (``--api``, ``$BALANCER_API``, else ``http://<api.listen>``) for /healthz. If
+nothing listens there (connection refused) it falls back to the store named by config.yaml
+``store.url``: the running service (or the next one started) picks the change up at its next tick.
+Both backends return the API's own response models (balancer.api.schemas), so tables and ``--json``
+look the same either way. Every failure is a ClientError carrying the exit code.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import make_url
+
+from balancer.api import actions
+from balancer.api.schemas import (
+    AbortOut,
+    DrainCreate,
+    DrainOut,
+    MigrationOut,
+    MoveOut,
+    PlanOut,
+    PlanSummary,
+)
+from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
+from balancer.config import Config
+from balancer.errors import Conflict, NotFound, StoreError
+from balancer.model import MoveState
+from balancer.store import Store
+from balancer.store.records import PlanStatus
+
+T = TypeVar("T")
+API_ENV = "BALANCER_API"
+TOKEN_ENV = "BALANCER_TOKEN"
+PROBE_SECONDS = 3.0
+TIMEOUT_SECONDS = 30.0
+
+
+class ClientError(Exception):
+    """A request failed; ``code`` is the exit code, ``status`` the HTTP status (404 also from the store)."""
+
+    def __init__(self, message: str, code: int, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class Backend(Protocol):
+    """What the operator commands need; ``where`` names the service URL or the store."""
+
+    where: str
+
+    def create_drain(self, req: DrainCreate) -> tuple[DrainOut, bool]: ...
+    def cancel_drain(self, host: str) -> DrainOut: ...
+    def drain(self, host: str) -> DrainOut: ...
+    def drains(self, limit: int) -> list[DrainOut]: ...
+    def plans(self, status: PlanStatus | None, limit: int) -> list[PlanSummary]: ...
+    def plan(self, plan_id: int) -> PlanOut: ...
+    def decide_plan(self, plan_id: int, approve: bool) -> PlanOut: ...
+    def decide_move(self, plan_id: int, index: int, approve: bool) -> MoveOut: ...
+    def migrations(self, state: MoveState | None, vm: str | None, limit: int) -> list[MigrationOut]: ...
+    def abort(self, migration_id: str) -> AbortOut: ...
+    def close(self) -> None: ...
+
+
+def api_url(cfg: Config | None, api: str | None) -> str:
+    """``api`` if given, else the config's api.listen as a URL (a wildcard address means this machine)."""
+    if api:
+        return api.rstrip("/")
+    host, _, port = (cfg.api.listen if cfg is not None else "127.0.0.1:8787").rpartition(":")
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::", "[::]") else host
+    return f"http://{host}:{port}"
+
+
+def default_token(cfg: Config | None) -> str | None:
+    """The config's first write token (else its first token): the local operator's credentials."""
+    if cfg is None or not cfg.api.tokens:
+        return None
+    chosen = next((t for t in cfg.api.tokens if t.role == "write"), cfg.api.tokens[0])
+    try:
+        return chosen.secret()
+    except OSError as exc:
+        raise ClientError(
+            f"api token {chosen.name!r}: {chosen.token_file} cannot be read: {exc.strerror}", 2
+        ) from None
+
+
+def cli_actor() -> str:
+    """Who is at the keyboard, for the audit log of store-direct changes."""
+    return os.environ.get("SUDO_USER") or os.environ.get("USER") or getpass.getuser()
+
+
+def connect(cfg: Config | None, api: str | None, token: str | None, note: Callable[[str], None]) -> Backend:
+    """The API if a service answers at its URL, else the store (after ``note``-ing so)."""
+    url = api_url(cfg, api)
+    try:
+        httpx.get(f"{url}/healthz", timeout=PROBE_SECONDS)
+    except httpx.ConnectError:
+        if cfg is None:
+            raise ClientError(
+                f"no service answers at {url}, and without a config there is no store to use", 3
+            ) from None
+        backend = StoreBackend(cfg, cli_actor())
+        note(
+            f"note: no service answers at {url}; using the store {backend.where} directly. "
+            "The running service picks changes up at its next tick."
+        )
+        return backend
+    except httpx.HTTPError as exc:
+        raise ClientError(f"the service at {url} does not answer: {exc or type(exc).__name__}", 3) from None
+    return ApiBackend(url, token if token is not None else default_token(cfg))
+
+
+# --------------------------------------------------------------------------- over HTTP
+class ApiBackend:
+    def __init__(self, url: str, token: str | None, timeout: float = TIMEOUT_SECONDS) -> None:
+        self.where = url
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, kind: Any, method: str, path: str, **kw: Any) -> tuple[Any, int]:
+        try:
+            r = self._http.request(method, path, **kw)
+        except httpx.TimeoutException:
+            raise ClientError(
+                f"the service at {self.where} did not answer within {self._http.timeout.read} s", 3
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ClientError(
+                f"the service at {self.where} cannot be reached: {exc}", EXIT_UNREACHABLE
+            ) from None
+        if r.status_code >= 400:
+            raise ClientError(_http_error(r), _exit_code(r.status_code), r.status_code)
+        try:
+            return TypeAdapter(kind).validate_python(r.json()), r.status_code
+        except (ValueError, ValidationError) as exc:
+            raise ClientError(f"the service at {self.where} sent an unexpected answer: {exc}", 1) from None
+
+    def create_drain(self, req: DrainCreate) -> tuple[DrainOut, bool]:
+        out, status = self._call(DrainOut, "POST", "/v1/drains", json=req.model_dump(exclude_none=True))
+        return out, status == 201
+
+    def cancel_drain(self, host: str) -> DrainOut:
+        return self._call(DrainOut, "DELETE", f"/v1/drains/{_segment(host)}")[0]
+
+    def drain(self, host: str) -> DrainOut:
+        return self._call(DrainOut, "GET", f"/v1/drains/{_segment(host)}")[0]
+
+    def drains(self, limit: int) -> list[DrainOut]:
+        return self._call(list[DrainOut], "GET", "/v1/drains", params={"limit": limit})[0]
+
+    def plans(self, status: PlanStatus | None, limit: int) -> list[PlanSummary]:
+        params = _params(status=status, limit=limit)
+        return self._call(list[PlanSummary], "GET", "/v1/plans", params=params)[0]
+
+    def plan(self, plan_id: int) -> PlanOut:
+        return self._call(PlanOut, "GET", f"/v1/plans/{plan_id}")[0]
+
+    def decide_plan(self, plan_id: int, approve: bool) -> PlanOut:
+        verb = "approve" if approve else "reject"
+        return self._call(PlanOut, "POST", f"/v1/plans/{plan_id}/{verb}")[0]
+
+    def decide_move(self, plan_id: int, index: int, approve: bool) -> MoveOut:
+        path = f"/v1/plans/{plan_id}/moves/{index}/{'approve' if approve else 'reject'}"
+        return self._call(MoveOut, "POST", path)[0]
+
+    def migrations(self, state: MoveState | None, vm: str | None, limit: int) -> list[MigrationOut]:
+        params = _params(state=state, vm=vm, limit=limit)
+        return self._call(list[MigrationOut], "GET", "/v1/migrations", params=params)[0]
+
+    def abort(self, migration_id: str) -> AbortOut:
+        return self._call(AbortOut, "POST", f"/v1/migrations/{_segment(migration_id)}/abort")[0]
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in values.items() if v is not None}
+
+
+def _exit_code(status: int) -> int:
+    if status == 409:
+        return EXIT_FAILED  # understood, and refused by the state of things
+    if status == 503:
+        return EXIT_UNREACHABLE
+    return EXIT_INPUT if status < 500 else EXIT_FAILED
+
+
+def _http_error(r: httpx.Response) -> str:
+    try:
+        detail = r.json().get("detail")
+    except ValueError:
+        detail = r.text[:300]
+    if isinstance(detail, list):
+        detail = "; ".join(f"{p.get('field')}: {p.get('value')!r} {p.get('message')}" for p in detail)
+    hint = " (pass --token or set $BALANCER_TOKEN)" if r.status_code in (401, 403) else ""
+    return f"{detail}{hint} [HTTP {r.status_code}]"
+
+
+# --------------------------------------------------------------------------- the store directly
+class StoreBackend:
+    """The same actions the API runs, in this process; the actor is the CLI user."""
+
+    def __init__(self, cfg: Config, actor: str, clock: Callable[[], float] = time.time) -> None:
+        try:
+            self.store = Store.open(cfg.store.url)
+        except StoreError as exc:
+            raise ClientError(f"no service answers and the store cannot be opened: {exc}", 3) from None
+        self.where = make_url(cfg.store.url).render_as_string(hide_password=True)
+        self.cfg = cfg
+        self.actor = actor
+        self.clock = clock
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _do(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except actions.InputProblem as exc:
+            raise ClientError(f"{exc.field}: {exc.value!r} {exc.message}", EXIT_INPUT, exc.status) from None
+        except NotFound as exc:
+            raise ClientError(str(exc), EXIT_INPUT, 404) from None
+        except Conflict as exc:
+            raise ClientError(str(exc), EXIT_FAILED, 409) from None
+        except StoreError as exc:
+            raise ClientError(f"store: {exc}", EXIT_UNREACHABLE, 503) from None
+
+    def create_drain(self, req: DrainCreate) -> tuple[DrainOut, bool]:
+        return self._do(lambda: actions.create_drain(self.cfg, self.store, req, self.actor, self.clock()))
+
+    def cancel_drain(self, host: str) -> DrainOut:
+        return self._do(lambda: actions.cancel_drain(self.cfg, self.store, host, self.actor, self.clock()))
+
+    def drain(self, host: str) -> DrainOut:
+        return self._do(lambda: actions.drain_of(self.cfg, self.store, host, self.clock()))
+
+    def drains(self, limit: int) -> list[DrainOut]:
+        return self._do(lambda: actions.list_drains(self.cfg, self.store, self.clock(), None, None, limit))
+
+    def plans(self, status: PlanStatus | None, limit: int) -> list[PlanSummary]:
+        return self._do(lambda: actions.list_plans(self.store, status, limit))
+
+    def plan(self, plan_id: int) -> PlanOut:
+        return self._do(lambda: actions.get_plan(self.store, plan_id))
+
+    def decide_plan(self, plan_id: int, approve: bool) -> PlanOut:
+        return self._do(lambda: actions.decide_plan(self.store, plan_id, approve, self.actor, self.clock()))
+
+    def decide_move(self, plan_id: int, index: int, approve: bool) -> MoveOut:
+        return self._do(
+            lambda: actions.decide_move(self.store, plan_id, index, approve, self.actor, self.clock())
+        )
+
+    def migrations(self, state: MoveState | None, vm: str | None, limit: int) -> list[MigrationOut]:
+        return self._do(lambda: actions.list_migrations(self.store, state, vm, limit))
+
+    def abort(self, migration_id: str) -> AbortOut:
+        raise ClientError(
+            f"abort needs the running service (its executor runs the migration), and none answers; "
+            f"start it, or pass --api with the leader's URL (migration {migration_id})",
+            EXIT_UNREACHABLE,
+        )

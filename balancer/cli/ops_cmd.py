@@ -1,0 +1,383 @@
+"""Operator commands: drain, undrain, drains, plans [show], approve, reject, migrations, abort.
+
+They talk to the service's API (client.py) and, when no service answers, to the store directly,
+except ``abort``, which only the executor running the migration can do. Exit codes as in cli/__init__.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from balancer.api.errors import problem_of
+from balancer.api.schemas import DrainCreate, DrainOut, MoveOut, PlanSummary
+from balancer.cli.client import API_ENV, TOKEN_ENV, Backend, ClientError, connect
+from balancer.cli.common import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    ConfigOption,
+    config_path,
+    fail,
+    load_config,
+    print_json,
+)
+from balancer.config import Config
+from balancer.errors import ConfigError
+from balancer.model import MoveState
+from balancer.store.records import DrainState, PlanStatus
+
+ApiOption = typer.Option(None, "--api", envvar=API_ENV, help="Service URL (default: http://<api.listen>).")
+TokenOption = typer.Option(
+    None, "--token", envvar=TOKEN_ENV, help="API token (default: config's write token)."
+)
+JsonOption = typer.Option(False, "--json", help="Print JSON (the API's response bodies).")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds in ``30m``, ``2h``, ``1d``, ``1h30m``; exit 2 naming the option otherwise."""
+    parts = _DURATION.findall(text.strip().lower())
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not parts or "".join(n + u for n, u in parts) != text.strip().lower() or seconds <= 0:
+        fail(
+            f"{option}: {text!r} is not a duration; use a number and a unit s, m, h or d, e.g. 30m, 2h, 1d",
+            EXIT_INPUT,
+        )
+    return seconds
+
+
+def _config(path: Path | None, api: str | None) -> Config | None:
+    """The config; None when there is none but --api/$BALANCER_API says where the service is."""
+    if api and not config_path(path).exists():
+        return None
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail(exc.render(), EXIT_INPUT)
+
+
+def _known_host(cfg: Config | None, host: str) -> None:
+    if cfg is not None and not any(h.name == host for h in cfg.hosts):
+        known = ", ".join(h.name for h in cfg.hosts) or "(none)"
+        fail(f"HOST: {host!r} is not a configured host; known: {known}", EXIT_INPUT)
+
+
+@contextmanager
+def _backend(
+    config: Path | None, api: str | None, token: str | None, host: str | None = None
+) -> Iterator[Backend]:
+    cfg = _config(config, api)
+    if host is not None:
+        _known_host(cfg, host)
+    err = Console(stderr=True)
+    try:
+        backend = connect(
+            cfg, api, token, lambda text: err.print(text, style="yellow", highlight=False, soft_wrap=True)
+        )
+        try:
+            yield backend
+        finally:
+            backend.close()
+    except ClientError as exc:
+        fail(f"error: {exc}", exc.code)
+
+
+# --------------------------------------------------------------------------- formatting
+def _bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _secs(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _at(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _table(headers: str, rows: Sequence[Sequence[str]], empty: str = "") -> None:
+    """A plain table; ``headers`` separated by ``|``."""
+    table = Table(*headers.split("|"), box=None)
+    for row in rows:
+        table.add_row(*row)
+    if rows or not empty:
+        Console().print(table)
+    else:
+        print(empty)
+
+
+def _blockers(d: DrainOut) -> list[str]:
+    p = d.progress
+    return [f"vm {b.vm}: {b.message} ({b.reason.value})" for b in (p.blockers if p else [])]
+
+
+def _progress_line(d: DrainOut) -> str:
+    p = d.progress
+    if p is None:
+        return "waiting for the service's first report"
+    moving = f", moving {', '.join(p.in_flight)}" if p.in_flight else ""
+    return f"{p.vms_remaining} VMs, {_bytes(p.bytes_remaining)} left{moving}, ETA {_secs(p.eta_seconds)}"
+
+
+# --------------------------------------------------------------------------- drains
+def drain(
+    host: str = typer.Argument(..., help="The host to empty."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Show progress until the host is empty (exit 0) or stuck (1)."
+    ),
+    deadline: str | None = typer.Option(None, "--deadline", help="Should be empty within this, e.g. 2h."),
+    note: str = typer.Option("", "--note", help="Why (a ticket, a person)."),
+    interval: float = typer.Option(2.0, "--interval", hidden=True, help="Seconds between polls with --wait."),
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Ask the service to move every VM off HOST (idempotent; nothing new is placed on it)."""
+    seconds = parse_duration(deadline, "--deadline") if deadline is not None else None
+    try:
+        req = DrainCreate(host=host, deadline_seconds=seconds, note=note)
+    except ValidationError as exc:  # e.g. a note with control characters
+        options = {"host": "HOST", "deadline_seconds": "--deadline", "note": "--note"}
+        problems = [problem_of(dict(e), DrainCreate) for e in exc.errors()]
+        fail(
+            "\n".join(f"{options.get(p.field, p.field)}: {p.value!r} {p.message}" for p in problems),
+            EXIT_INPUT,
+        )
+    with _backend(config, api, token, host) as backend:
+        d, created = backend.create_drain(req)
+        what = "opened" if created else f"already open since {_at(d.created_at)} (by {d.requested_by})"
+        print(f"{host}: drain {d.id} {what}" + (f"; deadline {_at(d.deadline)}" if d.deadline else ""))
+        if wait:
+            raise typer.Exit(_wait(backend, host, interval))
+
+
+def _wait(backend: Backend, host: str, interval: float) -> int:
+    err = Console(stderr=True)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TextColumn("{task.fields[info]}"), console=err) as bar:
+        task = bar.add_task(host, total=None, info="")
+        while True:
+            d = backend.drain(host)
+            p = d.progress
+            total = (p.vms_remaining + p.done) if p else None
+            bar.update(task, total=total, completed=p.done if p else 0, info=_progress_line(d))
+            if d.state != DrainState.OPEN or d.blocked or d.overdue:
+                break
+            time.sleep(interval)
+    if d.state == DrainState.DONE:
+        print(f"{host}: drained ({d.progress.done if d.progress else 0} VMs moved)")
+        return 0
+    if d.state == DrainState.CANCELLED:
+        print(f"{host}: drain {d.id} was cancelled by {d.closed_by}")
+    else:
+        why = "is blocked" if d.blocked else f"is past its deadline ({_at(d.deadline)})"
+        print(f"{host}: drain {d.id} {why}: {_progress_line(d)}")
+        for line in _blockers(d):
+            print(f"  {line}")
+    return EXIT_FAILED
+
+
+def undrain(
+    host: str = typer.Argument(..., help="The host whose drain to cancel."),
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Cancel the open drain of HOST; VMs already moved stay where they are."""
+    with _backend(config, api, token, host) as backend:
+        try:
+            d = backend.cancel_drain(host)
+        except ClientError as exc:
+            if exc.status == 404 and str(exc).startswith(f"host {host!r} has no open drain"):
+                print(f"{host}: no open drain; nothing to undrain")
+                return
+            raise
+        print(f"{host}: drain {d.id} cancelled")
+
+
+def drains(
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Newest first, at most this many."),
+    as_json: bool = JsonOption,
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Drains with progress: VMs and bytes left, in flight, done, failed, ETA, and what blocks them."""
+    with _backend(config, api, token) as backend:
+        found = backend.drains(limit)
+    if as_json:
+        print_json([d.model_dump(mode="json") for d in found])
+        return
+    rows = []
+    for d in found:
+        p = d.progress
+        state = d.state.value + (" (blocked)" if d.blocked else "") + (" (overdue)" if d.overdue else "")
+        counts = (str(p.vms_remaining), _bytes(p.bytes_remaining), str(len(p.in_flight)), str(p.done),
+                  str(p.failed), _secs(p.eta_seconds)) if p else ("-",) * 6  # fmt: skip
+        rows.append((d.host, str(d.id), state, d.requested_by, _at(d.created_at), *counts, _at(d.deadline)))
+    _table("HOST|ID|STATE|BY|SINCE|VMS LEFT|BYTES LEFT|IN FLIGHT|DONE|FAILED|ETA|DEADLINE", rows, "no drains")
+    for d in found:
+        if d.state == DrainState.OPEN:
+            for line in _blockers(d):
+                print(f"{d.host}: blocked: {line}")
+
+
+# --------------------------------------------------------------------------- plans
+plans_app = typer.Typer(help="Stored plans; `plans show ID` for one.", invoke_without_command=True)
+
+
+@plans_app.callback()
+def plans(
+    ctx: typer.Context,
+    status: PlanStatus | None = typer.Option(None, "--status", help="Only plans in this status."),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Newest first, at most this many."),
+    as_json: bool = JsonOption,
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """List stored plans, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _backend(config, api, token) as backend:
+        found = backend.plans(status, limit)
+    if as_json:
+        print_json([p.model_dump(mode="json") for p in found])
+        return
+    rows = [(str(p.id), p.status.value, _at(p.created_at), _counts(p), _bytes(p.predicted_bytes),
+             f"{p.imbalance_before:.3f} -> {p.imbalance_after:.3f}", p.decided_by or "-")
+            for p in found]  # fmt: skip
+    _table("ID|STATUS|CREATED|MOVES|BYTES|IMBALANCE|DECIDED BY", rows, "no plans")
+
+
+def _counts(p: PlanSummary) -> str:
+    return ", ".join(f"{n} {s}" for s, n in sorted(p.moves_by_status.items())) or "none"
+
+
+@plans_app.command("show")
+def plans_show(
+    plan_id: int = typer.Argument(..., help="Plan id."),
+    as_json: bool = JsonOption,
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """One plan: each move with its reason, cost and load before -> after; the skips and why."""
+    with _backend(config, api, token) as backend:
+        p = backend.plan(plan_id)
+    if as_json:
+        print_json(p.model_dump(mode="json"))
+        return
+    print(
+        f"plan {p.id}: {p.status.value} ({p.automation}), created {_at(p.created_at)}, "
+        f"imbalance {p.imbalance_before:.3f} -> {p.imbalance_after:.3f}, {_bytes(p.predicted_bytes)} to copy"
+    )
+    rows = [(str(m.index), m.vm, f"{m.source} -> {m.target}", m.reason.value, _bytes(m.cost.total_bytes),
+             _secs(m.cost.seconds), _load(m, "source"), _load(m, "target"), m.status.value)
+            for m in p.moves]  # fmt: skip
+    _table("#|VM|MOVE|REASON|BYTES|TIME|SOURCE LOAD|TARGET LOAD|STATUS", rows)
+    for m in p.moves:
+        if m.detail:
+            print(f"  {m.index}: {m.detail}")
+    for s in p.skips:
+        print(f"skip {s.subject} {s.name}: {s.reason.value}" + (f": {s.detail}" if s.detail else ""))
+
+
+def _load(m: MoveOut, side: str) -> str:
+    change = m.source_load if side == "source" else m.target_load
+    if change is None:
+        return "-"
+    return ", ".join(f"{r} {change.before[r]:.2f}->{change.after.get(r, 0.0):.2f}" for r in change.before)
+
+
+def _decide(approve: bool, plan_id: int, move: int | None, api: str | None, token: str | None,
+            config: Path | None) -> None:  # fmt: skip
+    verb = "approved" if approve else "rejected"
+    with _backend(config, api, token) as backend:
+        if move is None:
+            p = backend.decide_plan(plan_id, approve)
+            print(f"plan {p.id} {verb}; moves: {_counts(p)}")
+        else:
+            m = backend.decide_move(plan_id, move, approve)
+            print(f"plan {plan_id} move {m.index} ({m.vm}: {m.source} -> {m.target}) {verb}")
+
+
+def approve(
+    plan_id: int = typer.Argument(..., help="Plan id."),
+    move: int | None = typer.Option(None, "--move", min=0, help="Only this move (its index in the plan)."),
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Approve a plan (its undecided moves start at the next tick), or one move of it."""
+    _decide(True, plan_id, move, api, token, config)
+
+
+def reject(
+    plan_id: int = typer.Argument(..., help="Plan id."),
+    move: int | None = typer.Option(None, "--move", min=0, help="Only this move (its index in the plan)."),
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Reject a plan (its moves that have not started), or one move of it."""
+    _decide(False, plan_id, move, api, token, config)
+
+
+# --------------------------------------------------------------------------- migrations
+def migrations(
+    state: MoveState | None = typer.Option(None, "--state", help="Only migrations in this state."),
+    vm: str | None = typer.Option(None, "--vm", help="Only this VM's."),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Newest first, at most this many."),
+    as_json: bool = JsonOption,
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """The migration journal, newest first, with outcomes and libvirt's errors."""
+    with _backend(config, api, token) as backend:
+        found = backend.migrations(state, vm, limit)
+    if as_json:
+        print_json([m.model_dump(mode="json") for m in found])
+        return
+    rows = [(m.id, m.vm, f"{m.source} -> {m.target}", m.reason.value, m.state.value,
+             m.outcome.value if m.outcome else "-", _bytes(m.disk_bytes + m.memory_bytes + m.backing_bytes),
+             _at(m.started_at), m.error.message if m.error else "") for m in found]  # fmt: skip
+    _table("ID|VM|MOVE|REASON|STATE|OUTCOME|COPIED|STARTED|ERROR", rows, "no migrations")
+
+
+def abort(
+    migration_id: str = typer.Argument(..., help="Journal id (see `balancer migrations`)."),
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Abort a queued or running migration (needs the service that runs it: the leader)."""
+    with _backend(config, api, token) as backend:
+        out = backend.abort(migration_id)
+    print(f"{out.id}: {out.message}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operator commands to the ``balancer`` app."""
+    for fn in (drain, undrain, drains, approve, reject, migrations, abort):
+        app.command(fn.__name__)(fn)
+    app.add_typer(plans_app, name="plans")
