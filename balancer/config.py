@@ -122,7 +122,7 @@ class ServiceConfig(_Section):
     lease_seconds: float = Field(
         0.0,
         ge=0,
-        description="Leader lease length; 0 = one collection interval (a dead leader is replaced in < 2 ticks).",
+        description="Leader lease length; 0 = one collection interval (a dead leader goes in < 2 ticks).",
     )
     shutdown_grace_seconds: float = Field(
         60.0, ge=0, description="On SIGTERM, wait this long for running migrations before leaving them."
