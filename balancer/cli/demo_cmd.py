@@ -60,7 +60,7 @@ def _hosts_line(client: httpx.Client) -> str:
     rows = client.get("/v1/hosts").json()
     parts = []
     for h in rows:
-        cpu = h.get("cpu_ratio")
+        cpu = (h.get("load") or {}).get("cpu")
         shown = "-" if cpu is None else f"{100 * cpu:.0f}%"
         parts.append(f"{h['name']}[{h['state']}] cpu {shown} vms {h['vms']}")
     return " | ".join(parts)
@@ -132,7 +132,9 @@ def register(app: typer.Typer) -> None:
             while time.monotonic() < deadline:
                 print("   " + _hosts_line(client), flush=True)
                 done = [m for m in client.get("/v1/migrations").json() if m["state"] == "succeeded"]
-                over = [h for h in client.get("/v1/hosts").json() if (h.get("cpu_ratio") or 0) > 0.6]
+                over = [
+                    h for h in client.get("/v1/hosts").json() if ((h.get("load") or {}).get("cpu") or 0) > 0.6
+                ]
                 moved = moved or bool(done)
                 if moved and not over:
                     break
