@@ -11,7 +11,9 @@ balancer dies. For each record that is not final:
   - running on the target only → ``succeeded`` (outcome ``recovered``); the source's own disk
     images are removed as after any success (``source_cleanup``);
   - running on the source only, nothing on the target → ``failed`` (outcome ``recovered``); the
-    volumes this move pre-created on the target are removed when nothing there uses them;
+    volumes this move pre-created on the target are removed when nothing there uses them. A move
+    left before libvirt was asked to migrate (prechecking, copying_backing) ends ``aborted`` with
+    outcome ``shutdown`` instead: nothing was tried, so the VM is not quarantined;
   - anything else (both, neither, paused, a host unreachable) → ``needs_attention`` with the facts.
 
 Nothing is ever destroyed or undefined here; the journal records what was seen.
@@ -82,6 +84,18 @@ def reconcile(
     if seen.placement == Placement.SOURCE_ONLY and not seen.target_error:
         problems = backing.remove_created(rec.created_volumes, rec.created_volumes, dst)
         left = tuple(p for p in rec.created_volumes if any(p in q for q in problems))
+        if rec.state in (MoveState.PRECHECKING, MoveState.COPYING_BACKING):
+            # The balancer stopped before libvirt was asked to migrate: nothing was tried, so the VM
+            # is not quarantined (outcome ``shutdown``) and the next plan may move it again.
+            return journal.finish(
+                rec,
+                MoveState.ABORTED,
+                Reason.SHUTDOWN,
+                None,
+                "; ".join([facts + " (interrupted before the migration started)", *problems]),
+                recovering=True,
+                created_volumes=left,
+            )
         return journal.finish(
             rec,
             MoveState.FAILED,

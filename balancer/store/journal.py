@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, select
+from sqlalchemy import Connection, RowMapping, func, or_, select
 
 from balancer.errors import NotFound, StoreError
 from balancer.model import MigrationRecord, MoveState, PastMove
@@ -20,6 +20,16 @@ from balancer.store.tables import migrations
 _FIELDS = tuple(f.name for f in fields(MigrationRecord))
 _FINAL = tuple(s.value for s in MoveState if s.final)
 _SUCCEEDED = MoveState.SUCCEEDED.value
+_NOT_TRIED = tuple(
+    r.value
+    for r in (
+        Reason.SHUTDOWN,
+        Reason.VM_NOT_FOUND,
+        Reason.VM_NOT_ON_SOURCE,
+        Reason.VM_ALREADY_ON_TARGET,
+        Reason.NOT_RUNNING,
+    )
+)
 
 
 def save(conn: Connection, rec: MigrationRecord) -> None:
@@ -67,12 +77,15 @@ def recent_moves(conn: Connection, since: float) -> tuple[PastMove, ...]:
     """Finished migrations at or after ``since``, oldest first; only ``succeeded`` counts as a success.
 
     failed, aborted and needs_attention all become ``succeeded=False`` (quarantine: the VM's state
-    after a migration that ended badly is not to be trusted by the planner).
+    after a migration that ended badly is not to be trusted by the planner). Moves that were never
+    tried are left out: stopped by a shutdown before they started, or skipped because the VM was
+    already elsewhere or gone (``_NOT_TRIED``); they say nothing about the VM.
     """
     finished = func.coalesce(migrations.c.finished_at, migrations.c.updated_at)
     q = (
         select(migrations.c.vm, migrations.c.source, migrations.c.target, migrations.c.state, finished)
         .where(migrations.c.state.in_(_FINAL), finished >= since)
+        .where(or_(migrations.c.outcome.is_(None), migrations.c.outcome.not_in(_NOT_TRIED)))
         .order_by(finished, migrations.c.id)
     )
     return tuple(

@@ -103,3 +103,21 @@ def test_recent_moves_come_from_finished_records(store: Store) -> None:
     )
     assert [m.vm for m in store.recent_moves(since=0.0)] == ["e", "a", "b", "c", "d"]
     assert store.recent_moves(since=231.0) == ()
+
+
+def test_moves_never_tried_do_not_quarantine(store: Store) -> None:
+    """A move stopped by a shutdown before it started, or skipped because the VM was already elsewhere,
+    says nothing about the VM: it is not in recent_moves (no quarantine); a real failure is."""
+    from dataclasses import replace as _replace
+
+    from balancer.model import MigrationRecord, MoveState
+    from balancer.reasons import Reason
+
+    base = MigrationRecord(
+        id="x", vm="v", source="a", target="b", reason=Reason.DRAIN, state=MoveState.ABORTED,
+        created_at=10.0, updated_at=11.0, finished_at=11.0,
+    )
+    store.save_record(_replace(base, id="shut", vm="v1", outcome=Reason.SHUTDOWN))
+    store.save_record(_replace(base, id="skip", vm="v2", outcome=Reason.VM_ALREADY_ON_TARGET))
+    store.save_record(_replace(base, id="fail", vm="v3", state=MoveState.FAILED, outcome=Reason.MIGRATION_FAILED))
+    assert [(p.vm, p.succeeded) for p in store.recent_moves(0.0)] == [("v3", False)]
