@@ -80,6 +80,7 @@ class Service:
         self.live = Live()
         self.efficacy = efficacy or Efficacy(metrics, cfg.service.efficacy_minutes * 60)
         self._recovered = False
+        self._blockers_logged: dict[str, tuple[tuple[str, str, str], ...]] = {}
         self._tick_lock = threading.Lock()
         self._bandwidth = drain_bandwidth(
             cfg.limits.per_source, cfg.limits.bandwidth_mib_s, cfg.limits.host_bandwidth_mib_s
@@ -261,10 +262,17 @@ class Service:
                 blocked_vms=len(p.blockers),
                 deadline=d.deadline,
             )
-            for b in p.blockers:
-                log.warning(
-                    "event=drain_blocked host=%s vm=%s reason=%s detail=%r", host, b.vm, b.reason, b.detail
-                )
+            seen = tuple((b.vm, b.reason.value, b.detail) for b in p.blockers)
+            if self._blockers_logged.get(host) != seen:  # one line when the blockers change, not every tick
+                self._blockers_logged[host] = seen
+                for b in p.blockers:
+                    log.warning(
+                        "event=drain_blocked host=%s vm=%s reason=%s detail=%r",
+                        host,
+                        b.vm,
+                        b.reason.value,
+                        b.detail,
+                    )
         self.metrics.state.update(drains=gauges)
 
     def _export_executor_state(self) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from balancer.store import Store
-
 from tests.pg import PgServer  # the pg_server fixture itself is registered in tests/conftest.py
 
 _schemas = itertools.count()

@@ -114,10 +114,19 @@ def test_moves_never_tried_do_not_quarantine(store: Store) -> None:
     from balancer.reasons import Reason
 
     base = MigrationRecord(
-        id="x", vm="v", source="a", target="b", reason=Reason.DRAIN, state=MoveState.ABORTED,
-        created_at=10.0, updated_at=11.0, finished_at=11.0,
+        id="x",
+        vm="v",
+        source="a",
+        target="b",
+        reason=Reason.DRAIN,
+        state=MoveState.ABORTED,
+        created_at=10.0,
+        updated_at=11.0,
+        finished_at=11.0,
     )
     store.save_record(_replace(base, id="shut", vm="v1", outcome=Reason.SHUTDOWN))
     store.save_record(_replace(base, id="skip", vm="v2", outcome=Reason.VM_ALREADY_ON_TARGET))
-    store.save_record(_replace(base, id="fail", vm="v3", state=MoveState.FAILED, outcome=Reason.MIGRATION_FAILED))
+    store.save_record(
+        _replace(base, id="fail", vm="v3", state=MoveState.FAILED, outcome=Reason.MIGRATION_FAILED)
+    )
     assert [(p.vm, p.succeeded) for p in store.recent_moves(0.0)] == [("v3", False)]
