@@ -82,7 +82,10 @@ def test_repo_config_yaml_is_the_rendered_example_with_every_default() -> None:
             "rules.pins: ",
         ),
         ({"api": {"tokens": [{"name": "ops"}]}}, "api.tokens[0]: {name: ops} must set exactly one of"),
-        ({"api": {"tokens": [{"name": "ops", "token": "short"}]}}, "api.tokens[0].token: 'short' is too short"),
+        (
+            {"api": {"tokens": [{"name": "ops", "token": "short"}]}},
+            "api.tokens[0].token: 'short' is too short",
+        ),
         (
             {"limits": {"bandwidth_mib_s": 500, "host_bandwidth_mib_s": 100}},
             "limits.host_bandwidth_mib_s: 100 is below limits.bandwidth_mib_s (500)",
@@ -98,7 +101,12 @@ def test_bad_values_name_key_value_and_what_is_allowed(data: object, expected: s
 def test_all_problems_reported_at_once() -> None:
     found = problems({"limits": {"per_source": 0, "per_target": 0}, "automation": "x", "nope": 1})
     assert len(found) == 4
-    assert {p.split(":")[0] for p in found} == {"limits.per_source", "limits.per_target", "automation", "nope"}
+    assert {p.split(":")[0] for p in found} == {
+        "limits.per_source",
+        "limits.per_target",
+        "automation",
+        "nope",
+    }
 
 
 def test_load_reports_missing_file_and_bad_yaml(tmp_path: Path) -> None:
