@@ -6,9 +6,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import libvirt
 
@@ -20,10 +18,10 @@ from balancer.executor.runner import Runner
 from balancer.lab import Lab
 from balancer.model import MoveState
 from balancer.store import Store
+from tests.waiting import wait_for as wait_for  # re-exported: the tests here import it from this kit
 
 BASE = "/var/lib/libvirt/base/labguest-base.raw"
 MIB = 1 << 20
-T = TypeVar("T")
 
 # Quiet guests for tests that time phases or inject faults: without RAM/disk dirtying their migrations
 # take a predictable time on a busy 2-core machine. (RAM-dirtying guests used to crash after some
@@ -67,18 +65,6 @@ def make_runner(
     eps = endpoints(lab)
     args = args or ExecutorArgs(memory_headroom_mib=64, settle_seconds=20)
     return Runner(args, limits or LimitArgs(), libvirt_factory(eps), store, eps, rec), rec
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float, every: float = 0.2) -> T:
-    """Poll ``fn`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 def copies(lab: Lab, vm: str) -> list[tuple[str, str]]:
