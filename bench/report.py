@@ -1,0 +1,159 @@
+"""Assemble docs/benchmarks.md from bench/results/*.json (and the policy comparison's own tables).
+
+    .venv/bin/python bench/report.py          # after bench/run_all (or any single benchmark)
+
+Every figure in docs/benchmarks.md comes from a results file written by a real run; a benchmark
+that has not run yet is listed as such, never filled in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+OUT = ROOT / "docs" / "benchmarks.md"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 2**20
+    except (OSError, ValueError, IndexError):
+        mem = 0
+    kernel = platform.release()
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{cores} cores ({cpu}), {mem} GiB, Linux {kernel}, Python {sys.version.split()[0]}"
+
+
+def collect_section() -> list[str]:
+    d = load("collect_speed")
+    out = ["## Collection: 100 test-driver hosts × 20 domains", "", "`python bench/collect_speed.py`", ""]
+    if d is None:
+        return [*out, "_not run yet_", ""]
+    steady = ", ".join(f"{s:.2f}" for s in d["steady_tick_seconds"])
+    out += [
+        f"- first tick (opens {d['hosts']} connections): {d['first_tick_seconds']:.2f} s",
+        f"- steady ticks: {steady} s; worst {d['steady_worst_seconds']:.2f} s against the "
+        f"{d['goal_seconds']:.0f} s goal ({'met' if d['meets_goal'] else 'NOT met'})",
+        "",
+    ]
+    return out
+
+
+def speed_section() -> list[str]:
+    d = load("plan_speed")
+    out = ["## Planner speed", "", "`python bench/plan_speed.py`", ""]
+    if d is None:
+        return [*out, "_not run yet_", ""]
+    out += [
+        "| hosts | VMs | args | plan s | peak MiB (tracemalloc) | moves | skips | imbalance before → after |",
+        "|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for r in d["results"]:
+        out.append(
+            f"| {r['hosts']} | {r['vms']} | {r['args']} | {r['seconds']:.3f} | {r['peak_mib']:.1f} | "
+            f"{r['moves']} | {r['skips']} | {r['imbalance_before']:.3f} → {r['imbalance_after']:.3f} |"
+        )
+    g = d.get("growth_exponent", {})
+    out += [
+        "",
+        f"Growth exponent of plan time in cluster size (fit over the sizes): default args "
+        f"{g.get('default', float('nan')):.2f}, busy args {g.get('busy', float('nan')):.2f}. "
+        f"Process peak RSS {d.get('max_rss_mib', 0):.0f} MiB (mostly building the synthetic snapshots).",
+        "",
+    ]
+    return out
+
+
+def quality_section() -> list[str]:
+    d = load("plan_quality")
+    out = ["## Plan quality against the exact optimum (ILP, scipy/HiGHS)", "", "`python bench/plan_quality.py`", ""]
+    if d is None:
+        return [*out, "_not run yet_", ""]
+    out += [
+        "| family | instances | solved optimally | bytes ratio median / p90 / max | within 10 % | moves ratio median |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for name, fam in d["families"].items():
+        s = fam["summary"]
+        out.append(
+            f"| {name} | {s['instances']} | {s['solved_optimally']} | {s['bytes_ratio_median']:.3f} / "
+            f"{s['bytes_ratio_p90']:.3f} / {s['bytes_ratio_max']:.3f} | {s['within_10pct']} | "
+            f"{s['moves_ratio_median']:.2f} |"
+        )
+    out += ["", "Ratios are ours ÷ exact on instances the solver proved optimal within 60 s.", ""]
+    return out
+
+
+def drain_section() -> list[str]:
+    d = load("drain_lab")
+    out = ["## Drain in the lab against the physical limit", "", "`python bench/drain_lab.py`", ""]
+    if d is None:
+        return [*out, "_not run yet_", ""]
+    out += [
+        f"- {d['guests']} guests drained ({d['succeeded']} succeeded), {d['mib_moved']:.0f} MiB copied, "
+        f"cap {d['cap_mib_s']} MiB/s per migration, {d['allowed_mib_s']} MiB/s allowed out of the host",
+        f"- wall time {d['wall_s']:.1f} s against a physical limit of {d['physical_limit_s']:.1f} s "
+        f"(bytes ÷ allowed bandwidth): ratio **{d['ratio']:.2f}**"
+        + (" (a --quick run)" if d.get("quick") else ""),
+        "- per migration: " + ", ".join(f"{s:.1f} s" for s in d["per_migration_s"]),
+        "",
+    ]
+    return out
+
+
+def snippet(name: str) -> list[str]:
+    path = RESULTS / f"{name}.md"
+    if not path.exists():
+        return [f"_{name}: not run yet_", ""]
+    text = path.read_text().replace("](img/", "](img/")
+    return [text.rstrip(), ""]
+
+
+def main() -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `bench/report.py` from `bench/results/*.json`; `bench/run_all` runs everything and",
+        "then this. Each benchmark also has a `--quick` mode that `.ci/run` runs as a smoke test.",
+        "",
+        f"Machine of the last report: {machine()}.",
+        "",
+        *collect_section(),
+        *speed_section(),
+        *quality_section(),
+        *drain_section(),
+        "## Policies on a day of real load (trace-driven simulator)",
+        "",
+        "`python bench/policy_compare.py`, then `python bench/sim_sweep.py` for the parameter study.",
+        "",
+        *snippet("policy_compare"),
+        *snippet("sim_sweep"),
+    ]
+    OUT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
