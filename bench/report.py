@@ -88,11 +88,17 @@ def speed_section() -> list[str]:
 
 def quality_section() -> list[str]:
     d = load("plan_quality")
-    out = ["## Plan quality against the exact optimum (ILP, scipy/HiGHS)", "", "`python bench/plan_quality.py`", ""]
+    out = [
+        "## Plan quality against the exact optimum (ILP, scipy/HiGHS)",
+        "",
+        "`python bench/plan_quality.py`",
+        "",
+    ]
     if d is None:
         return [*out, "_not run yet_", ""]
     out += [
-        "| family | instances | solved optimally | bytes ratio median / p90 / max | within 10 % | moves ratio median |",
+        "| family | instances | solved optimally | bytes ratio median / p90 / max | within 10 % "
+        "| moves ratio median |",
         "|---|---:|---:|---|---:|---:|",
     ]
     for name, fam in d["families"].items():
