@@ -1,0 +1,15 @@
+"""A trace-driven simulated cluster for benchmarks at fleet scale (no hosts, no libvirt, no wall clock).
+
+What is real and what is simulated:
+
+* real: the Collector and its smoothing window (``metrics.collector``/``window``/``snapshot``) fed by
+  ``SimSource`` through the ``LoadSource`` seam; the planner (``policy.plan``); admission under
+  ``LimitArgs`` (``executor.admission.admit``); the cost model (``policy.cost``) for bytes and seconds.
+* simulated: hosts and VMs (sizes and disks drawn from seeded distributions, args.py), each VM's CPU
+  (a real PlanetLab trace, trace.py), migrations (bytes ÷ cap seconds, slots, overhead; executor.py)
+  and the clock (cluster.py).
+
+Modules: ``args`` (SimArgs), ``trace`` (PlanetLab loader), ``cluster`` (state, clock, exact integrals),
+``source`` (SimSource), ``executor`` (SimExecutor), ``baselines`` (planners to compare with),
+``run`` (one simulated day), ``score`` (its figures).
+"""
