@@ -1,0 +1,154 @@
+"""Drain: every VM on a draining host gets a target, largest bytes to copy first; what is stuck is a Skip.
+
+Triggers: hosts with ``state == DRAINING`` or named in ``state.draining`` (a drain request on a down or
+excluded host is reported as a host Skip: ``host_down`` / ``excluded``).
+
+Order: VMs by bytes to copy onto a target that holds their chain (overlays + RAM with re-sends),
+largest first, then memory, then name: the big ones claim space while there is most of it.
+
+Target: among the feasible hosts (constraints.py), the one with the fewest bytes to copy (a host that
+already holds the backing file saves the chain copy), then the least resulting imbalance, then name.
+Affinity groups leave as one unit, to the host where the rest of the group runs or together to one
+target. A VM that fits nowhere for capacity gets one attempt at making room: a single VM on a host the
+rules allow is moved elsewhere first (planned before it, so the moves run in order), the swap-like case.
+
+Limits: drains are not capped by ``max_moves_per_tick``; cooldown does not apply (quarantine, exclusion,
+pins and labels do); a VM predicted not to converge is still drained and flagged
+``would_not_converge``; a VM that is not running blocks the drain and is reported (``not_running``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+
+from balancer.model import Move
+from balancer.policy.arrays import GIB
+from balancer.policy.constraints import Verdict
+from balancer.policy.objective import fits
+from balancer.policy.workspace import Workspace
+from balancer.reasons import Reason
+
+CAPACITY = (Reason.NO_MEMORY, Reason.NO_CPU, Reason.NO_DISK, Reason.NO_FIT)
+MAKE_ROOM_TRIES = 32  # VMs tried as the one to move away, cheapest first
+
+
+def run(ws: Workspace) -> None:
+    arr = ws.arr
+    for h, why in sorted(arr.drain_refused.items()):
+        reason = Reason.HOST_DOWN if arr.hosts[h].state == "down" else Reason.EXCLUDED
+        ws.skip("host", arr.hosts[h].name, reason, why)
+    hosts = np.flatnonzero(arr.draining)
+    if hosts.size == 0:
+        return
+    on = np.flatnonzero(np.isin(ws.home, hosts))
+    base = ws.costs.base
+    order = sorted(on.tolist(), key=lambda v: (-base[v], -arr.demand[v, 1], v))
+    for v in order:
+        if ws.moved[v]:
+            continue
+        if v in ws.rules.vm_affinity:
+            _drain_group(ws, v)
+            continue
+        blocker = ws.blocker(v, "drain")
+        if blocker is not None:
+            ws.skip("vm", ws.vm_name(v), *blocker)
+            continue
+        found = ws.candidates((v,), "drain")
+        if not found.ok and found.reason in CAPACITY:
+            found = _make_room(ws, v) or found
+        if not found.ok:
+            ws.skip("vm", ws.vm_name(v), found.reason or Reason.NO_FIT, found.detail)
+            continue
+        _move(ws, (v,), ws.choose((v,), found.mask), "")
+    for h in hosts.tolist():
+        left = ws.vms_on(h)
+        if left.size:
+            stuck = [
+                s for s in ws.skips if s.subject == "vm" and ws.arr.vm_index[s.name] in set(left.tolist())
+            ]
+            first = stuck[0].reason if stuck else Reason.NO_FIT
+            names = ", ".join(f"{s.name} ({s.reason})" for s in stuck[:5])
+            ws.skip("host", ws.host_name(h), first, f"{left.size} VM(s) cannot leave yet: {names}")
+
+
+def _move(ws: Workspace, unit: tuple[int, ...], t: int, why: str) -> None:
+    for v in unit:
+        flags = () if ws.costs.converges[v] else (Reason.WOULD_NOT_CONVERGE,)
+        late = "; predicted not to converge at the bandwidth cap" if flags else ""
+
+        def detail(mv: Move, why: str = why + late) -> str:
+            return (
+                f"drain {mv.source}: {mv.vm} to {mv.target}, {mv.cost.total_bytes / GIB:.1f} GiB to copy"
+                f" ({mv.cost.backing_bytes / GIB:.1f} GiB backing), imbalance "
+                f"{mv.imbalance_before:.3f}→{mv.imbalance_after:.3f}{why}"
+            )
+
+        ws.move(v, t, Reason.DRAIN, detail, flags)
+
+
+def _drain_group(ws: Workspace, v: int) -> None:
+    """Move the members of ``v``'s affinity group that are on draining hosts, as one unit."""
+    arr, rules = ws.arr, ws.rules
+    g = rules.affinity[rules.vm_affinity[v]]
+    leaving = tuple(m for m in g.members if ws.home[m] >= 0 and arr.draining[ws.home[m]] and not ws.moved[m])
+    staying = [int(ws.home[m]) for m in g.members if m not in leaving and ws.home[m] >= 0]
+    blocked = [(m, b) for m in leaving if (b := ws.blocker(m, "drain")) is not None]
+    if blocked:
+        for m, (reason, detail) in blocked:
+            ws.skip("vm", ws.vm_name(m), reason, detail)
+        who = ", ".join(f"{ws.vm_name(m)} ({r})" for m, (r, _) in blocked)
+        for m in leaving:
+            ws.skip(
+                "vm", ws.vm_name(m), Reason.AFFINITY, f"moves with affinity group {g.name!r}; blocked: {who}"
+            )
+        return
+    anchor = None
+    if staying:
+        counts = Counter(staying)
+        anchor = min(counts, key=lambda h: (-counts[h], h))
+    found = ws.candidates(leaving, "drain", only=anchor)
+    if not found.ok:
+        for m in leaving:
+            ws.skip("vm", ws.vm_name(m), found.reason or Reason.NO_FIT, found.detail)
+        return
+    _move(ws, leaving, ws.choose(leaving, found.mask), f"; with affinity group {g.name!r}")
+
+
+def _room_detail(ws: Workspace, v: int) -> Callable[[Move], str]:
+    why = f"for {ws.vm_name(v)} (drain of {ws.host_name(int(ws.home[v]))})"
+
+    def detail(mv: Move) -> str:
+        return f"makes room on {mv.source} {why}: {mv.cost.total_bytes / GIB:.1f} GiB to copy"
+
+    return detail
+
+
+def _make_room(ws: Workspace, v: int) -> Verdict | None:
+    """Free a host the rules allow for ``v`` by first moving one VM off it; the new verdict, or None."""
+    arr = ws.arr
+    allowed = ws.candidates((v,), "drain", capacity=False).mask
+    if not allowed.any():
+        return None
+    d = arr.demand[v]
+    missing_v = ws.sig_missing[ws.sig[v]]
+    others = np.flatnonzero(ws.movable("hotspot") & (ws.home >= 0))
+    others = others[allowed[ws.home[others]]]
+    if others.size == 0:
+        return None
+    hu = ws.home[others]
+    room = np.ones(others.size, dtype=bool)
+    for r in range(3):
+        add = d[r] - arr.demand[others, r] + (missing_v[hu] if r == 2 else 0.0)
+        room &= fits(ws.used[hu, r], add, arr.mark[hu, r])
+    others = others[room]
+    order = np.lexsort((others, ws.costs.base[others] + missing_v[ws.home[others]]))
+    for u in others[order][:MAKE_ROOM_TRIES].tolist():
+        found = ws.candidates((u,), "hotspot")
+        if not found.ok:
+            continue
+        ws.move(u, ws.choose((u,), found.mask), Reason.DRAIN, _room_detail(ws, v))
+        return ws.candidates((v,), "drain")
+    return None

@@ -1,0 +1,83 @@
+"""Balance: best imbalance cut per GiB among moves clearing the margin; balanced / no beneficial move."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from balancer.model import PlannerState
+from balancer.policy import PlanArgs, plan
+from balancer.policy.args import PolicyArgs, ThresholdArgs
+from balancer.reasons import Reason
+from tests.builders import GIB, NOW, disk, host, snapshot, vm
+from tests.policy.oracle import apply, imbalance
+
+
+def skewed():  # type: ignore[no-untyped-def]
+    vms = [
+        vm(
+            f"v{i}",
+            "h1",
+            cpu_cores=1.0 + i % 3,
+            memory_bytes=(2 + i % 4) * GIB,
+            disks=(disk(allocated_bytes=(1 + i) * GIB),),
+        )
+        for i in range(8)
+    ]
+    return snapshot([host("h1"), host("h2"), host("h3")], vms)
+
+
+def test_balanced_cluster_yields_no_moves() -> None:
+    snap = snapshot([host("h1"), host("h2")], [vm("a", "h1"), vm("b", "h2")])
+    p = plan(snap, PlannerState(), PlanArgs(), NOW)
+    assert p.moves == ()
+    assert [(s.subject, s.name, s.reason) for s in p.skips] == [("plan", "balance", Reason.BALANCED)]
+
+
+def test_first_move_is_the_best_ratio_of_all_candidates() -> None:
+    snap = skewed()
+    args = PlanArgs(policy=PolicyArgs(max_moves_per_tick=1))
+    (m,) = plan(snap, PlannerState(), args, NOW).moves
+    before = imbalance(snap, PlannerState(), args)[0]
+    best = None
+    for v, t in itertools.product(snap.vms, ["h2", "h3"]):
+        after = imbalance(apply(snap, [type(m)(v.name, "h1", t, m.reason, m.cost)]), PlannerState(), args)[0]
+        if after > before * 0.9:
+            continue
+        gib = (v.disk_allocated_bytes + v.memory_bytes) / GIB  # all hosts hold the base image
+        ratio = (before - after) / gib
+        if best is None or ratio > best[0] + 1e-12:
+            best = (ratio, v.name, t)
+    assert best is not None and (m.vm, m.target) == (best[1], best[2])
+    assert m.reason == Reason.BALANCE and m.imbalance_after <= m.imbalance_before * 0.9
+    assert m.imbalance_before == pytest.approx(before)
+
+
+def test_budget_spent_is_reported() -> None:
+    p = plan(skewed(), PlannerState(), PlanArgs(policy=PolicyArgs(max_moves_per_tick=2)), NOW)
+    assert len(p.moves) == 2
+    assert ("plan", "balance", Reason.BUDGET_SPENT) in [(s.subject, s.name, s.reason) for s in p.skips]
+    assert p.imbalance_after < p.imbalance_before
+
+
+def test_no_beneficial_move_is_a_valid_outcome() -> None:
+    snap = snapshot(
+        [host("h1"), host("h2")],
+        [vm("big", "h1", cpu_cores=8.0, memory_bytes=32 * GIB)],
+    )
+    p = plan(snap, PlannerState(), PlanArgs(), NOW)  # moving big just mirrors the imbalance
+    assert p.moves == ()
+    (skip,) = p.skips
+    assert skip.reason == Reason.NO_BENEFICIAL_MOVE and "no move cuts it by 10%" in skip.detail
+
+
+def test_target_imbalance_stops_balancing() -> None:
+    lax = PlanArgs(thresholds=ThresholdArgs(target_imbalance=1.0))
+    assert plan(skewed(), PlannerState(), lax, NOW).moves == ()
+
+
+def test_weights_zero_turn_balancing_off() -> None:
+    off = PlanArgs(policy=PolicyArgs(cpu_weight=0.0, memory_weight=0.0))
+    p = plan(skewed(), PlannerState(), off, NOW)
+    assert p.moves == () and p.imbalance_before == 0.0
