@@ -27,7 +27,7 @@ def test_empty_file_gives_documented_defaults() -> None:
     assert cfg.collection.interval_seconds == 60
     assert (cfg.limits.per_source, cfg.limits.per_target) == (1, 1)
     assert cfg.executor.completion_timeout_s_per_gib == 800
-    assert cfg.policy.min_improvement == pytest.approx(0.10)
+    assert cfg.policy.min_improvement == pytest.approx(0.03)
     assert cfg.store.url == "sqlite:////var/lib/balancer/balancer.db"
 
 
