@@ -3,12 +3,13 @@
 This is the hotspot selection problem for one host: which VMs to move off so that the host drops
 under its mark in each overloaded resource (1 or 2 columns), paying the fewest bytes.
 
-Algorithm: up to 12 items, every subset (exact). Beyond: a 0/1 knapsack DP over coverage discretised per column (2,000 steps for one column, 100 × 100
-for two), coverage capped at the need. Demands are rounded *down* to steps, so any DP solution is a
-true cover; the rounding can only cost optimality, and a local search then repairs most of that:
-drop items not needed (most expensive first) and swap one chosen item for a cheaper unchosen one while
-the cover holds. When rounding leaves the DP without a solution (many items far below one step), a
-greedy by relief per byte followed by the same local search is used. ``cheapest_covers`` lists a few
+Algorithm: up to 12 items, every subset (exact). Beyond, a 0/1 knapsack DP over coverage discretised
+per column (2,000 steps for one column, 120 × 120 for two), coverage capped at the need, run twice:
+demands rounded *down* (every DP solution is a true cover) and rounded to nearest (may fall short by
+a rounding; completed greedily). Each result then goes through a local search (drop items not needed,
+most expensive first; swap one chosen item for one or two cheaper unchosen ones while the cover
+holds) and the cheaper is kept. When rounding leaves the DP without a solution (many items far below
+one step), a greedy by relief per byte is used instead. ``cheapest_covers`` lists a few
 alternatives in about increasing cost (Lawler's scheme: re-solve with one item of a found cover
 banned), for hotspot.py's joint search over several hosts.
 """

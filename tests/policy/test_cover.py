@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +33,21 @@ def test_cover_is_a_cover_and_near_optimal(seed: int, k: int, n: int) -> None:
     best = brute(demand, need, cost)
     assert best is not None and pick is not None
     assert covers(demand[pick], need)
+    assert cost[pick].sum() <= best * 1.10 + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_dp_path_on_more_items_is_near_optimal(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, k = 16, 1 + seed % 2  # above the exhaustive limit: the DP + local search path
+    demand = rng.uniform(0.1, 4.0, size=(n, k))
+    cost = rng.uniform(1.0, 50.0, size=n)
+    need = demand.sum(axis=0) * rng.uniform(0.1, 0.6, size=k)
+    pick = min_cost_cover(demand, need, cost)
+    subsets = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(float)
+    ok = np.all(subsets @ demand >= need * (1 - 1e-9), axis=1)
+    best = float((subsets @ cost)[ok].min())
+    assert pick is not None and covers(demand[pick], need)
     assert cost[pick].sum() <= best * 1.10 + 1e-9
 
 
