@@ -68,12 +68,16 @@ def drain_of(cfg: Config, store: Store, host: str, now: float) -> DrainOut:
 
 
 def cancel_drain(cfg: Config, store: Store, host: str, actor: str, now: float) -> DrainOut:
-    """Cancel the open drain of ``host`` (undrain); NotFound when none is open."""
+    """Undrain ``host``: cancel its open drain, or put it back in service after a drain that finished
+    (the drain becomes ``released``); NotFound when it has neither."""
     host_in_path(cfg, host)
     found = store.drains(state=DrainState.OPEN, host=host)
-    if not found:
-        raise NotFound(f"host {host!r} has no open drain")
-    return views.drain(store.close_drain(found[0].id, DrainState.CANCELLED, actor, now), now)
+    if found:
+        return views.drain(store.close_drain(found[0].id, DrainState.CANCELLED, actor, now), now)
+    latest = store.drains(host=host, limit=1)
+    if latest and latest[0].state == DrainState.DONE:
+        return views.drain(store.close_drain(latest[0].id, DrainState.RELEASED, actor, now), now)
+    raise NotFound(f"host {host!r} has no open drain and is not held in maintenance by a finished one")
 
 
 def list_drains(

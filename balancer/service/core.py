@@ -30,7 +30,7 @@ from balancer.metrics.collector import Collector
 from balancer.metrics.export import DrainGauge, Metrics
 from balancer.model import Move, Plan, PlannerState, Snapshot
 from balancer.policy import plan as make_plan
-from balancer.reasons import Reason
+from balancer.reasons import PRIORITY, Reason
 from balancer.service import wiring
 from balancer.service.drains import drain_bandwidth, progress
 from balancer.service.efficacy import Efficacy, load_ratios
@@ -118,12 +118,17 @@ class Service:
             self.on_leadership()
             self._recovered = True
         open_drains = {d.host: d for d in self.store.drains(state=DrainState.OPEN)}
-        snap = self._collect(now, set(open_drains))
+        # A host whose (latest) drain finished stays in maintenance until an operator undrains it.
+        latest: dict[str, DrainRequest] = {}
+        for d in self.store.drains():  # newest first
+            latest.setdefault(d.host, d)
+        drained = {h for h, d in latest.items() if d.state == DrainState.DONE}
+        snap = self._collect(now, set(open_drains), drained)
         self.live.leader = leader
         self.metrics.state.update(leader=leader)
         self.efficacy.check(snap, now)
         if not leader or self.cfg.automation == "off":
-            self._update_drains(open_drains, snap, None, now)
+            self._update_drains(open_drains, snap, None, now, drained)
             self.live.last_tick = now
             return None
 
@@ -149,13 +154,13 @@ class Service:
         self._start_approved(now)  # first: a new plan may supersede the one an operator approved from
         if plan.moves:
             self._act(plan, now)
-        self._update_drains(open_drains, snap, plan, now)
+        self._update_drains(open_drains, snap, plan, now, drained)
         self._export_executor_state()
         self.live.last_tick = now
         return plan
 
     # ------------------------------------------------------------------ steps
-    def _collect(self, now: float, draining: set[str]) -> Snapshot:
+    def _collect(self, now: float, draining: set[str], drained: set[str]) -> Snapshot:
         raw = self.collector.tick(now)
         for sample in self.collector.last_samples:
             if not sample.ok and sample.error is not None:
@@ -166,7 +171,7 @@ class Service:
                     sample.error.kind,
                     str(sample.error),
                 )
-        snap = wiring.with_host_states(raw, draining, set(self.cfg.rules.exclude_hosts))
+        snap = wiring.with_host_states(raw, draining, set(self.cfg.rules.exclude_hosts) | drained)
         self.live.snapshot = snap
         self.metrics.state.update(
             snapshot=snap, load=load_ratios(snap), collection_seconds=self.collector.poll_seconds()
@@ -240,9 +245,15 @@ class Service:
         return [self.live.moves[i] for i in ids if i in self.live.moves]
 
     def _update_drains(
-        self, open_drains: dict[str, DrainRequest], snap: Snapshot, plan: Plan | None, now: float
+        self,
+        open_drains: dict[str, DrainRequest],
+        snap: Snapshot,
+        plan: Plan | None,
+        now: float,
+        drained: frozenset[str] | set[str] = frozenset(),
     ) -> None:
-        gauges: dict[str, DrainGauge] = {}
+        # Hosts held in maintenance by a finished drain read 0 (not absent), so graphs end at zero.
+        gauges: dict[str, DrainGauge] = {h: DrainGauge(0, 0, 0.0, 0) for h in drained}
         if not open_drains:
             self.metrics.state.update(drains=gauges)
             return
@@ -253,6 +264,7 @@ class Service:
             if p.vms_remaining == 0 and not p.in_flight:
                 self.store.close_drain(d.id, DrainState.DONE, "balancer", now, progress=p)
                 log.info("event=drain_done host=%s id=%d done=%d failed=%d", host, d.id, p.done, p.failed)
+                gauges[host] = DrainGauge(vms_remaining=0, bytes_remaining=0, eta_seconds=0.0, blocked_vms=0)
                 continue
             self.store.update_drain_progress(d.id, p, now)
             gauges[host] = DrainGauge(
@@ -277,7 +289,7 @@ class Service:
 
     def _export_executor_state(self) -> None:
         queued = self.runner.queued()
-        depth: dict[str, int] = {}
+        depth: dict[str, int] = {r.value: 0 for r in PRIORITY}  # every priority, so a drained queue reads 0
         for rec in queued:
             depth[rec.reason.value] = depth.get(rec.reason.value, 0) + 1
         running = self.runner.in_flight()

@@ -99,11 +99,13 @@ def close(
     now: float,
     progress: DrainProgress | None,
 ) -> DrainRequest:
-    """Mark a drain done or cancelled; closing it again in the same way returns it unchanged."""
+    """Mark a drain done or cancelled, or a done drain released (its host back in service);
+    closing it again in the same way returns it unchanged."""
     drain = get(conn, drain_id, for_update=True)
     if drain.state == state:
         return drain
-    if drain.state != DrainState.OPEN:
+    released = drain.state == DrainState.DONE and state == DrainState.RELEASED
+    if drain.state != DrainState.OPEN and not released:
         raise Conflict(f"drain {drain_id} is already {drain.state.value}")
     values: dict[str, object] = {
         "state": state.value,
@@ -114,7 +116,9 @@ def close(
     if progress is not None:
         values["progress"] = _progress_json(progress)
     conn.execute(update(drains).where(drains.c.id == drain_id).values(**values))
-    action = "drain.cancel" if state == DrainState.CANCELLED else "drain.done"
+    action = {DrainState.CANCELLED: "drain.cancel", DrainState.RELEASED: "drain.release"}.get(
+        state, "drain.done"
+    )
     audit.add(conn, actor, action, f"drain/{drain_id}", now, {"host": drain.host})
     return get(conn, drain_id)
 

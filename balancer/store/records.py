@@ -22,11 +22,16 @@ Automation = Literal["off", "recommend", "auto"]
 
 
 class DrainState(StrEnum):
-    """A drain request is open until the host is empty (done) or an operator cancels it."""
+    """A drain request is open until the host is empty (done) or an operator cancels it.
+
+    A done drain keeps its host in maintenance (nothing is placed there) until an operator puts
+    the host back in service (undrain), which marks the drain released.
+    """
 
     OPEN = "open"
     DONE = "done"
     CANCELLED = "cancelled"
+    RELEASED = "released"
 
 
 class PlanStatus(StrEnum):

@@ -114,7 +114,7 @@ class Store:
     ) -> DrainRequest:
         """Mark a drain done (the service) or cancelled (an operator); repeating it is a no-op."""
         if state == DrainState.OPEN:
-            raise ValueError("close_drain takes DrainState.DONE or DrainState.CANCELLED")
+            raise ValueError("close_drain takes DrainState.DONE, CANCELLED or RELEASED")
         with self._db.write(f"close_drain {drain_id}") as conn:
             return drains.close(conn, drain_id, state, actor, now, progress)
 

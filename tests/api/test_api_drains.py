@@ -155,7 +155,21 @@ def test_delete_cancels_the_open_drain_and_audits_it(client: TestClient, store: 
     assert (r.json()["id"], r.json()["state"], r.json()["closed_by"]) == (d["id"], "cancelled", "ops")
     assert store.audit_log(limit=1)[0].action == "drain.cancel"
     r = client.delete("/v1/drains/h1", headers=WRITE)
-    assert (r.status_code, r.json()["detail"]) == (404, "host 'h1' has no open drain")
+    assert r.status_code == 404
+    assert (
+        r.json()["detail"] == "host 'h1' has no open drain and is not held in maintenance by a finished one"
+    )
+
+
+def test_delete_after_a_finished_drain_puts_the_host_back_in_service(
+    client: TestClient, store: Store
+) -> None:
+    d, _ = store.create_drain("h1", "ops", NOW)
+    store.close_drain(d.id, DrainState.DONE, "balancer", NOW + 1)
+    r = client.delete("/v1/drains/h1", headers=WRITE)
+    assert (r.status_code, r.json()["id"], r.json()["state"]) == (200, d.id, "released")
+    assert store.audit_log(limit=1)[0].action == "drain.release"
+    assert client.delete("/v1/drains/h1", headers=WRITE).status_code == 404
 
 
 def test_drains_are_listed_newest_first_and_filtered(client: TestClient, store: Store) -> None:

@@ -103,6 +103,13 @@ def test_drain_over_the_api_survives_a_service_restart_and_empties_the_host(
         )
         assert done["progress"]["vms_remaining"] == 0
         migrations = api.get("/v1/migrations").json()
+        # The emptied host stays in maintenance (nothing placed there) until an operator undrains it.
+        wait_for(
+            "h1 held in maintenance", lambda: api.get("/v1/hosts/h1").json()["state"] == "maintenance", 30
+        )
+        r = api.delete("/v1/drains/h1")
+        assert (r.status_code, r.json()["state"]) == (200, "released")
+        wait_for("h1 back in service", lambda: api.get("/v1/hosts/h1").json()["state"] == "up", 30)
     assert not vms_on(lab, "h1") & names
     for g in guests:
         where = [h.name for h in lab.hosts if g.name in vms_on(lab, h.name)]

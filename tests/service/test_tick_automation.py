@@ -90,4 +90,4 @@ def test_follower_collects_but_never_plans(make_service: Callable[..., Running],
     ticks(follower, 2)
     assert follower.service.live.snapshot is not None
     assert follower.store.plans() == ()
-    assert 'balancer_leader 0.0' in generate_latest(follower.metrics.registry).decode()
+    assert "balancer_leader 0.0" in generate_latest(follower.metrics.registry).decode()
