@@ -80,6 +80,7 @@ class Service:
         self.live = Live()
         self.efficacy = efficacy or Efficacy(metrics, cfg.service.efficacy_minutes * 60)
         self._recovered = False
+        self._collections = 0
         self._blockers_logged: dict[str, tuple[tuple[str, str, str], ...]] = {}
         self._tick_lock = threading.Lock()
         self._bandwidth = drain_bandwidth(
@@ -127,7 +128,12 @@ class Service:
         self.live.leader = leader
         self.metrics.state.update(leader=leader)
         self.efficacy.check(snap, now)
-        if not leader or self.cfg.automation == "off":
+        first_sample = self._collections < 2
+        if first_sample:
+            # CPU load is a rate between two polls: the first tick knows no VM's CPU yet (0.0 cores), and
+            # a plan made on it would move VMs by a load that is not there.
+            log.info("event=plan_skipped reason=first_sample detail='CPU rates need a second poll'")
+        if not leader or self.cfg.automation == "off" or first_sample:
             self._update_drains(open_drains, snap, None, now, drained)
             self.live.last_tick = now
             return None
@@ -162,6 +168,7 @@ class Service:
     # ------------------------------------------------------------------ steps
     def _collect(self, now: float, draining: set[str], drained: set[str]) -> Snapshot:
         raw = self.collector.tick(now)
+        self._collections += 1
         for sample in self.collector.last_samples:
             if not sample.ok and sample.error is not None:
                 self.metrics.collection_errors.labels(sample.name, sample.error.kind).inc()

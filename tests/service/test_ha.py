@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from balancer.reasons import Reason
 from balancer.store import Store
 from tests.pg import PgServer
 from tests.prom import free_port
@@ -88,8 +89,11 @@ def test_leader_killed_is_replaced_within_two_ticks_and_nothing_runs_twice(
         api = f"http://{configs[follower]['api']['listen']}"
         base = ok_ticks(api)
         wait_for("three more ticks of the new leader", lambda: ok_ticks(api) >= base + 3, timeout=60)
-        vms = [r.vm for r in store.records()]
-        assert len(vms) == len(set(vms)), f"a VM was moved twice: {sorted(vms)}"
+        # A move the dead leader had only queued or pre-checked was never tried (recovery ends it
+        # aborted/shutdown) and may be planned again; every move that was tried ran exactly once.
+        tried = [r.vm for r in store.records() if r.outcome != Reason.SHUTDOWN]
+        assert tried, "the leaders tried no move at all"
+        assert len(tried) == len(set(tried)), f"a VM's move was executed twice: {sorted(tried)}"
     finally:
         for p in procs.values():
             if p.poll() is None:
