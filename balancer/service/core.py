@@ -134,7 +134,8 @@ class Service:
             # a plan made on it would move VMs by a load that is not there.
             log.info("event=plan_skipped reason=first_sample detail='CPU rates need a second poll'")
         if not leader or self.cfg.automation == "off" or first_sample:
-            self._update_drains(open_drains, snap, None, now, drained)
+            if leader:  # only the leader writes drain progress; a follower's gauges stay empty
+                self._update_drains(open_drains, snap, None, now, drained)
             self.live.last_tick = now
             return None
 
