@@ -201,6 +201,7 @@ def register(app: typer.Typer) -> None:
                     break
                 time.sleep(5)
             print("   " + _hosts_line(client))
+            print("   h2 stays in maintenance (nothing is placed on it) until `balancer undrain h2`")
             _say("where to look")
             print(f"   API + OpenAPI docs: http://127.0.0.1:{PORT}/docs  (token in {cfg_path})")
             print(f"   Prometheus metrics: http://127.0.0.1:{PORT}/metrics")
