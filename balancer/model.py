@@ -167,6 +167,25 @@ class Snapshot:
         """The numpy view the planner works on."""
         return SnapshotArrays.of(self)
 
+    def load_ratios(self) -> dict[str, dict[str, float]]:
+        """Per host: its VMs' cpu and memory demand over its capacity (0.0 where capacity is unknown).
+
+        What ``balancer_host_load_ratio``, ``balancer status`` and ``GET /v1/hosts`` show; the planner
+        uses usable capacity (minus the configured reserve) instead.
+        """
+        return self._load_ratios
+
+    @cached_property
+    def _load_ratios(self) -> dict[str, dict[str, float]]:
+        used = self.arrays().used()
+        return {
+            h.name: {
+                "cpu": float(used[i, 0] / h.cpus) if h.cpus else 0.0,
+                "memory": float(used[i, 1] / h.memory_bytes) if h.memory_bytes else 0.0,
+            }
+            for i, h in enumerate(self.hosts)
+        }
+
 
 @dataclass(frozen=True, eq=False)
 class SnapshotArrays:

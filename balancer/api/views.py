@@ -34,13 +34,10 @@ def hosts(names: Iterable[str], snap: Snapshot | None, open_drains: Mapping[str,
 
 def host(name: str, h: Host | None, snap: Snapshot | None, drain_id: int | None) -> HostOut:
     vms = snap.vms_on(name) if snap is not None else ()
-    cpu = sum(v.cpu_cores for v in vms)
-    mem = sum(v.memory_bytes for v in vms)
     load = None
-    if h is not None:
-        load = Load(
-            cpu=cpu / h.cpus if h.cpus else 0.0, memory=mem / h.memory_bytes if h.memory_bytes else 0.0
-        )
+    if h is not None and snap is not None:
+        ratio = snap.load_ratios()[name]
+        load = Load(cpu=ratio["cpu"], memory=ratio["memory"])
     return HostOut(
         name=name,
         state=h.state if h is not None else "unknown",
@@ -51,7 +48,7 @@ def host(name: str, h: Host | None, snap: Snapshot | None, drain_id: int | None)
         load=load,
         vms=len(vms),
         vm_disk_bytes=sum(v.disk_allocated_bytes for v in vms),
-        vm_memory_bytes=mem,
+        vm_memory_bytes=sum(v.memory_bytes for v in vms),
         labels=dict(h.labels) if h else {},
         error=h.error if h else None,
         drain_id=drain_id,

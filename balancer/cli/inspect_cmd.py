@@ -46,14 +46,15 @@ def collect(cfg: Config, sample_seconds: float) -> Snapshot:
 
 def host_rows(snap: Snapshot) -> list[dict[str, object]]:
     used = snap.arrays().used()
+    ratios = snap.load_ratios()
     rows: list[dict[str, object]] = []
     for i, h in enumerate(snap.hosts):
         rows.append(
             {
                 "host": h.name,
                 "state": h.state.value,
-                "cpu_ratio": float(used[i, 0] / h.cpus) if h.cpus else None,
-                "memory_ratio": float(used[i, 1] / h.memory_bytes) if h.memory_bytes else None,
+                "cpu_ratio": ratios[h.name]["cpu"] if h.cpus else None,
+                "memory_ratio": ratios[h.name]["memory"] if h.memory_bytes else None,
                 "vms": sum(1 for v in snap.vms if v.host == h.name),
                 "disk_bytes": int(used[i, 2]),
                 "cpus": h.cpus,

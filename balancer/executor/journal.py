@@ -54,10 +54,12 @@ def check_transition(old: MoveState, new: MoveState) -> None:
         raise TransitionError(f"journal: {old.value} → {new.value} is not an allowed transition")
 
 
-def new_record(move: Move, now: float, bandwidth_mib_s: int, plan_id: int | None = None) -> MigrationRecord:
-    """The ``queued`` record of a move, with a fresh id."""
+def new_record(
+    move: Move, now: float, bandwidth_mib_s: int, plan_id: int | None = None, record_id: str | None = None
+) -> MigrationRecord:
+    """The ``queued`` record of a move, with ``record_id`` or a fresh random id."""
     return MigrationRecord(
-        id=uuid.uuid4().hex,
+        id=record_id or uuid.uuid4().hex,
         vm=move.vm,
         source=move.source,
         target=move.target,

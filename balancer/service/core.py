@@ -33,7 +33,7 @@ from balancer.policy import plan as make_plan
 from balancer.reasons import PRIORITY, Reason
 from balancer.service import wiring
 from balancer.service.drains import drain_bandwidth, progress
-from balancer.service.efficacy import Efficacy, load_ratios
+from balancer.service.efficacy import Efficacy
 from balancer.store import Store
 from balancer.store.records import DrainRequest, DrainState, MoveStatus, PlanStatus
 
@@ -182,7 +182,7 @@ class Service:
         snap = wiring.with_host_states(raw, draining, set(self.cfg.rules.exclude_hosts) | drained)
         self.live.snapshot = snap
         self.metrics.state.update(
-            snapshot=snap, load=load_ratios(snap), collection_seconds=self.collector.poll_seconds()
+            snapshot=snap, load=snap.load_ratios(), collection_seconds=self.collector.poll_seconds()
         )
         return snap
 

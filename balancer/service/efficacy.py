@@ -52,7 +52,7 @@ class Efficacy:
 
     def _judge(self, move: Move, snap: Snapshot) -> None:
         assert move.source_load is not None and move.target_load is not None
-        observed = load_ratios(snap)
+        observed = snap.load_ratios()
         errors = []
         for host, change in ((move.source, move.source_load), (move.target, move.target_load)):
             seen = observed.get(host)
@@ -75,14 +75,3 @@ class Efficacy:
             max(errors, default=0.0),
         )
 
-
-def load_ratios(snap: Snapshot) -> dict[str, dict[str, float]]:
-    """Per host and resource: the VMs' demand over capacity (what balancer_host_load_ratio shows)."""
-    used = snap.arrays().used()
-    out = {}
-    for i, h in enumerate(snap.hosts):
-        out[h.name] = {
-            "cpu": float(used[i, 0] / h.cpus) if h.cpus else 0.0,
-            "memory": float(used[i, 1] / h.memory_bytes) if h.memory_bytes else 0.0,
-        }
-    return out

@@ -31,6 +31,7 @@ import numpy as np
 
 from balancer.executor import admission
 from balancer.executor.args import ExecutorArgs, LimitArgs
+from balancer.executor.journal import new_record
 from balancer.model import MigrationRecord, Move, MoveState, PastMove
 from balancer.policy.args import PolicyArgs
 from balancer.policy.cost import resend_factor
@@ -80,20 +81,7 @@ class SimExecutor:
         bw = admission.effective_bandwidth(bandwidth_mib_s or 0, self.limits)
         out = []
         for move in moves:
-            rec = MigrationRecord(
-                id=f"sim{self._seq:06d}",
-                vm=move.vm,
-                source=move.source,
-                target=move.target,
-                reason=move.reason,
-                state=MoveState.QUEUED,
-                created_at=now,
-                updated_at=now,
-                plan_id=plan_id,
-                bandwidth_mib_s=bw,
-                copy_mode=move.cost.copy_mode,
-                predicted_bytes=move.cost.total_bytes,
-            )
+            rec = new_record(move, now, bw, plan_id, record_id=f"sim{self._seq:06d}")  # deterministic ids
             self.queue.append(_Job(rec, move, self._seq))
             self._seq += 1
             out.append(rec)
