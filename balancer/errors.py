@@ -86,8 +86,9 @@ class LibvirtErrorInfo:
 class MigrationError(BalancerError):
     """A libvirt call in the executor failed."""
 
-    def __init__(self, code: int, domain: int, message: str, operation: str = "") -> None:
+    def __init__(self, code: int, domain: int, message: str, operation: str = "", host: str = "") -> None:
         self.info = LibvirtErrorInfo(code=code, domain=domain, message=message)
         self.operation = operation
+        self.host = host  # the libvirtd the failed call went to, so callers need not parse ``operation``
         prefix = f"{operation}: " if operation else ""
         super().__init__(f"{prefix}{self.info}")

@@ -1,7 +1,7 @@
 """The executor's one I/O seam: the Hypervisor Protocol and its libvirt implementation.
 
 This is the only module of the executor that catches ``libvirt.libvirtError``; every failure leaves
-as ``MigrationError(code, domain, message, operation)`` with the libvirt error chained (``from exc``).
+as ``MigrationError(code, domain, message, operation, host)`` with the libvirt error chained (``from exc``).
 Nothing here powers off, destroys or undefines a domain: the only definition that ever goes away is
 the source's, removed by libvirt itself under VIR_MIGRATE_UNDEFINE_SOURCE after a completed migration.
 """
@@ -77,7 +77,7 @@ HypervisorFactory = Callable[[str], Hypervisor]
 
 
 @contextmanager
-def _mapped(operation: str) -> Iterator[None]:
+def _mapped(operation: str, host: str) -> Iterator[None]:
     try:
         yield
     except libvirt.libvirtError as exc:
@@ -86,7 +86,22 @@ def _mapped(operation: str) -> Iterator[None]:
             exc.get_error_domain() or 0,
             exc.get_error_message() or str(exc),
             operation,
+            host,
         ) from exc
+
+
+def _has_job(dom: libvirt.virDomain) -> bool:
+    """Whether a job (a migration, a save...) runs on ``dom``.
+
+    A driver without job support (libvirt's test driver) can run no job we could collide with: that
+    is "no job", not a failed host.
+    """
+    try:
+        return bool(dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            return False
+        raise
 
 
 def migration_flags(req: MigrationRequest) -> int:
@@ -132,7 +147,7 @@ class LibvirtHypervisor:
 
     # -- connection -------------------------------------------------------------------
     def _open(self) -> libvirt.virConnect:
-        with _mapped(f"connect {self.name} ({self.endpoint.uri})"):
+        with _mapped(f"connect {self.name} ({self.endpoint.uri})", self.name):
             conn = libvirt.open(self.endpoint.uri)
         with suppress(libvirt.libvirtError):  # local (unix socket, test://) connections may not keepalive
             conn.setKeepAlive(*self._keepalive)
@@ -173,7 +188,7 @@ class LibvirtHypervisor:
     # -- host and domains ------------------------------------------------------------
     def node(self) -> NodeFacts:
         conn = self._c()
-        with _mapped(f"node info of {self.name}"):
+        with _mapped(f"node info of {self.name}", self.name):
             caps = ET.fromstring(conn.getCapabilities())
             model = caps.findtext("host/cpu/model") or ""
             return NodeFacts(
@@ -186,12 +201,12 @@ class LibvirtHypervisor:
 
     def domain(self, name_or_uuid: str) -> DomainFacts | None:
         conn = self._c()
-        with _mapped(f"look up {name_or_uuid} on {self.name}"):
+        with _mapped(f"look up {name_or_uuid} on {self.name}", self.name):
             try:
                 dom = self._dom(conn, name_or_uuid)
                 state = dom.state()[0]
                 xml = dom.XMLDesc(0)
-                job = dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE if dom.isActive() else False
+                job = _has_job(dom) if dom.isActive() else False
                 persistent = dom.isPersistent() == 1
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == NO_DOMAIN:
@@ -203,7 +218,7 @@ class LibvirtHypervisor:
         if not dom.cpu_xml or dom.cpu_mode == "host-passthrough":
             return True  # nothing to compare, or checked by model in prechecks
         conn = self._c()
-        with _mapped(f"compare CPU of {dom.name} on {self.name}"):
+        with _mapped(f"compare CPU of {dom.name} on {self.name}", self.name):
             result = conn.compareHypervisorCPU(
                 dom.emulator or None,
                 dom.arch or None,
@@ -218,7 +233,7 @@ class LibvirtHypervisor:
     def pools(self) -> list[PoolFacts]:
         conn = self._c()
         out = []
-        with _mapped(f"list storage pools on {self.name}"):
+        with _mapped(f"list storage pools on {self.name}", self.name):
             for pool in conn.listAllStoragePools(0):
                 active = pool.isActive() == 1
                 if active:
@@ -230,7 +245,7 @@ class LibvirtHypervisor:
 
     def volume(self, path: str) -> VolumeFacts | None:
         conn = self._c()
-        with _mapped(f"look up volume {path} on {self.name}"):
+        with _mapped(f"look up volume {path} on {self.name}", self.name):
             try:
                 vol = conn.storageVolLookupByPath(path)
             except libvirt.libvirtError as exc:
@@ -242,7 +257,7 @@ class LibvirtHypervisor:
     def volumes_backed_by(self, path: str) -> list[str]:
         conn = self._c()
         out = []
-        with _mapped(f"list volumes on {self.name}"):
+        with _mapped(f"list volumes on {self.name}", self.name):
             for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
                 for vol in pool.listAllVolumes(0):
                     backing = volume_backing(vol.XMLDesc(0))
@@ -253,7 +268,7 @@ class LibvirtHypervisor:
     def paths_in_use(self) -> set[str]:
         conn = self._c()
         used: set[str] = set()
-        with _mapped(f"list domains on {self.name}"):
+        with _mapped(f"list domains on {self.name}", self.name):
             for dom in conn.listAllDomains(0):
                 try:
                     facts = domain_facts(dom.XMLDesc(0), "", True, False)
@@ -271,19 +286,19 @@ class LibvirtHypervisor:
         self, pool: str, name: str, capacity: int, fmt: str, backing: ChainLink | None
     ) -> VolumeFacts:
         conn = self._c()
-        with _mapped(f"create volume {name} in pool {pool} on {self.name}"):
+        with _mapped(f"create volume {name} in pool {pool} on {self.name}", self.name):
             p = conn.storagePoolLookupByName(pool)
             vol = p.createXML(volume_xml(name, capacity, fmt, backing), 0)
             return _volume_facts(vol)
 
     def delete_volume(self, path: str) -> None:
         conn = self._c()
-        with _mapped(f"delete volume {path} on {self.name}"):
+        with _mapped(f"delete volume {path} on {self.name}", self.name):
             conn.storageVolLookupByPath(path).delete(0)
 
     def read_volume(self, path: str, length: int) -> Iterator[bytes]:
         conn = self._c()
-        with _mapped(f"download {path} from {self.name}"):
+        with _mapped(f"download {path} from {self.name}", self.name):
             vol = conn.storageVolLookupByPath(path)
             stream = conn.newStream(0)
             vol.download(stream, 0, length, 0)
@@ -300,7 +315,7 @@ class LibvirtHypervisor:
 
     def write_volume(self, path: str, chunks: Iterable[bytes], length: int) -> int:
         conn = self._c()
-        with _mapped(f"upload {path} to {self.name}"):
+        with _mapped(f"upload {path} to {self.name}", self.name):
             vol = conn.storageVolLookupByPath(path)
             stream = conn.newStream(0)
             vol.upload(stream, 0, length, 0)
@@ -323,7 +338,7 @@ class LibvirtHypervisor:
         """Blocking migrateToURI3 on a connection of its own, so polling is never queued behind it."""
         conn = self._open()
         try:
-            with _mapped(f"migrate {dom} from {self.name} to {request.dest_uri}"):
+            with _mapped(f"migrate {dom} from {self.name} to {request.dest_uri}", self.name):
                 self._dom(conn, dom).migrateToURI3(
                     request.dest_uri, migration_params(request), migration_flags(request)
                 )
@@ -333,7 +348,7 @@ class LibvirtHypervisor:
 
     def job_stats(self, dom: str, now: float) -> JobSample | None:
         conn = self._c()
-        with _mapped(f"job stats of {dom} on {self.name}"):
+        with _mapped(f"job stats of {dom} on {self.name}", self.name):
             st = self._dom(conn, dom).jobStats(0)
         if st.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
             return None
@@ -341,23 +356,23 @@ class LibvirtHypervisor:
 
     def completed_stats(self, dom: str) -> dict[str, int]:
         conn = self._c()
-        with _mapped(f"completed job stats of {dom} on {self.name}"):
+        with _mapped(f"completed job stats of {dom} on {self.name}", self.name):
             st = self._dom(conn, dom).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
         return {k: int(v) for k, v in st.items() if isinstance(v, int | float)}
 
     def abort_job(self, dom: str) -> None:
         conn = self._c()
-        with _mapped(f"abort job of {dom} on {self.name}"):
+        with _mapped(f"abort job of {dom} on {self.name}", self.name):
             self._dom(conn, dom).abortJob()
 
     def set_max_downtime(self, dom: str, ms: int) -> None:
         conn = self._c()
-        with _mapped(f"set max downtime of {dom} on {self.name}"):
+        with _mapped(f"set max downtime of {dom} on {self.name}", self.name):
             self._dom(conn, dom).migrateSetMaxDowntime(int(ms), 0)
 
     def start_post_copy(self, dom: str) -> None:
         conn = self._c()
-        with _mapped(f"start post-copy of {dom} on {self.name}"):
+        with _mapped(f"start post-copy of {dom} on {self.name}", self.name):
             self._dom(conn, dom).migrateStartPostCopy(0)
 
 

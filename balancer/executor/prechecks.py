@@ -90,7 +90,7 @@ def run_prechecks(move: Move, hypervisors: Callable[[str], Hypervisor], ctx: Che
     try:
         return _checks(move, src, dst, src_node, dst_node, ctx)
     except MigrationError as exc:
-        who = Reason.TARGET_DOWN if move.target in exc.operation else Reason.SOURCE_DOWN
+        who = Reason.TARGET_DOWN if exc.host == move.target else Reason.SOURCE_DOWN
         return _fail(who, f"pre-check call failed: {exc}", exc.info)
 
 

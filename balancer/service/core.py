@@ -139,6 +139,9 @@ class Service:
             self.live.last_tick = now
             return None
 
+        # Approved moves start before planning, so the new plan counts them as in flight: planned after
+        # them, it could otherwise send the same VM elsewhere in the same tick.
+        self._start_approved(now)
         state = PlannerState(
             draining=frozenset(open_drains),
             in_flight=tuple(self._in_flight_moves()),
@@ -158,7 +161,6 @@ class Service:
                 m.cost.total_bytes,
                 m.detail,
             )
-        self._start_approved(now)  # first: a new plan may supersede the one an operator approved from
         if plan.moves:
             self._act(plan, now)
         self._update_drains(open_drains, snap, plan, now, drained)
@@ -208,7 +210,8 @@ class Service:
                 self._submit(row.id, mrow.index, move, now)
 
     def _start_approved(self, now: float) -> None:
-        """Moves an operator approved (recommend mode) start on the tick after the approval."""
+        """Approved moves not started yet: an operator's approval (recommend mode), or an approved plan a
+        previous leader stored and died before starting; the executor re-checks each at start."""
         rows = (*self.store.plans(status=PlanStatus.APPROVED), *self.store.plans(status=PlanStatus.PROPOSED))
         for row in rows:
             for mrow in row.moves:
@@ -218,6 +221,10 @@ class Service:
     def _submit(self, plan_id: int, index: int, move: Move, now: float) -> None:
         busy = {m.vm for m in self._in_flight_moves()}
         if move.vm in busy:
+            # Another move of this VM is queued or running; this one was planned without it and is not
+            # kept for later, when it would run on a stale picture.
+            self.store.set_move_status(plan_id, index, MoveStatus.SKIPPED, migration_id=None)
+            log.info("event=move_skipped vm=%s plan=%d index=%d reason=in_flight", move.vm, plan_id, index)
             return
         (rec,) = self.runner.submit([move], plan_id=plan_id)
         self.live.moves[rec.id] = move

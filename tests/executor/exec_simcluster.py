@@ -111,7 +111,7 @@ class SimHypervisor:
         host = self.c.hosts[self.name]
         if not host.up:
             raise MigrationError(
-                38, 7, f"Cannot recv data: connection to {self.name} closed", f"call {self.name}"
+                38, 7, f"Cannot recv data: connection to {self.name} closed", f"call {self.name}", self.name
             )
         return host
 

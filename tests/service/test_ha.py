@@ -91,9 +91,13 @@ def test_leader_killed_is_replaced_within_two_ticks_and_nothing_runs_twice(
         wait_for("three more ticks of the new leader", lambda: ok_ticks(api) >= base + 3, timeout=60)
         # A move the dead leader had only queued or pre-checked was never tried (recovery ends it
         # aborted/shutdown) and may be planned again; every move that was tried ran exactly once.
-        tried = [r.vm for r in store.records() if r.outcome != Reason.SHUTDOWN]
+        records = store.records()
+        tried = [r.vm for r in records if r.outcome != Reason.SHUTDOWN]
+        journal = "\n".join(
+            f"{r.vm} {r.source}->{r.target} {r.state} {r.outcome}: {r.detail}" for r in records
+        )
         assert tried, "the leaders tried no move at all"
-        assert len(tried) == len(set(tried)), f"a VM's move was executed twice: {sorted(tried)}"
+        assert len(tried) == len(set(tried)), f"a VM's move was executed twice:\n{journal}"
     finally:
         for p in procs.values():
             if p.poll() is None:

@@ -91,3 +91,25 @@ def test_follower_collects_but_never_plans(make_service: Callable[..., Running],
     assert follower.service.live.snapshot is not None
     assert follower.store.plans() == ()
     assert "balancer_leader 0.0" in generate_latest(follower.metrics.registry).decode()
+
+
+def test_new_leader_starts_a_dead_leaders_approved_moves_once_and_plans_around_them(
+    make_service: Callable[..., Running], tmp_path
+) -> None:
+    # A leader stored an approved plan and died before starting it; the next leader starts those moves
+    # before it plans, so its own plan neither sends the same VM elsewhere nor starts it a second time.
+    proposer = make_service(
+        store_url=f"sqlite:///{tmp_path}/proposer.db", automation="recommend", hosts=HOT_A
+    )
+    assert proposer.lease.renew()
+    ticks(proposer, 2)
+    stale = proposer.service.live.plan
+    assert stale is not None and stale.moves
+    r = make_service(automation="auto", hosts=HOT_A)
+    assert r.lease.renew()
+    row = r.store.save_plan(stale, "auto", 0.0, status=PlanStatus.APPROVED)
+    ticks(r, 3)
+    vms = [rec.vm for rec in r.store.records()]
+    assert len(vms) == len(set(vms)), f"a VM was started twice: {sorted(vms)}"
+    assert {m.vm for m in stale.moves} <= set(vms)
+    assert all(m.status != MoveStatus.APPROVED for m in r.store.get_plan(row.id).moves)
