@@ -269,6 +269,9 @@ class Move:
     imbalance_after: float = 0.0
     detail: str = ""
     flags: tuple[Reason, ...] = ()  # e.g. WOULD_NOT_CONVERGE on a drain move
+    # VMs whose moves off ``target`` (earlier in the plan, or in flight) must end before this one
+    # starts: without the room they free, the target could not hold this VM (memory or disk).
+    after: tuple[str, ...] = ()
 
     @property
     def priority(self) -> int:

@@ -78,6 +78,7 @@ class Reason(StrEnum):
     WAIT_SOURCE_BUSY = "wait_source_busy"
     WAIT_TARGET_BUSY = "wait_target_busy"
     WAIT_BANDWIDTH = "wait_bandwidth"
+    WAIT_FOR_ROOM = "wait_for_room"  # an earlier move must first take a VM off the target
     TARGET_DISK_EXISTS = "target_disk_exists"
     UNSUPPORTED_DISK = "unsupported_disk"
     NO_PROGRESS = "no_progress"

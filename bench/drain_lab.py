@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
-from balancer.executor.events import Event, OutcomeStatus
+from balancer.executor.events import Event, OutcomeStatus, StateChanged
 from balancer.executor.facts import HostEndpoint
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
@@ -82,9 +82,14 @@ def run(lab, a: argparse.Namespace, workdir: Path) -> int:  # type: ignore[no-un
         host_bandwidth_mib_s=a.cap * a.per_source,
     )
     store = Store.open(f"sqlite:///{workdir / 'journal.db'}")
-    events: list[Event] = []
+    events: list[tuple[float, Event]] = []
     runner = Runner(
-        ExecutorArgs(memory_headroom_mib=64), limits, libvirt_factory(eps), store, eps, events.append
+        ExecutorArgs(memory_headroom_mib=64),
+        limits,
+        libvirt_factory(eps),
+        store,
+        eps,
+        lambda e: events.append((time.monotonic(), e)),
     )
     moves = [
         Move(n, "h1", ("h2", "h3")[i % 2], Reason.DRAIN, MoveCost(0, 0, 0, 0.0)) for i, n in enumerate(names)
@@ -118,6 +123,7 @@ def run(lab, a: argparse.Namespace, workdir: Path) -> int:  # type: ignore[no-un
         "ratio": round(wall / physical, 3) if physical else None,
         "per_migration_s": [round(d, 2) for d in durations],
         "downtime_ms": [o.record.downtime_ms for o in outs],
+        "phase_s": phase_seconds(events),
         "quick": a.quick,
     }
     print(json.dumps(result, indent=2))
@@ -130,6 +136,22 @@ def run(lab, a: argparse.Namespace, workdir: Path) -> int:  # type: ignore[no-un
         )
         return 1
     return 0
+
+
+def phase_seconds(events: list[tuple[float, Event]]) -> dict[str, dict[str, float]]:
+    """Seconds each move spent in each journal state (queued, prechecking, ..., verifying)."""
+    entered: dict[str, tuple[float, str]] = {}
+    out: dict[str, dict[str, float]] = {}
+    for at, e in events:
+        if not isinstance(e, StateChanged):
+            continue
+        rec = e.record
+        if rec.id in entered:
+            since, state = entered[rec.id]
+            phases = out.setdefault(rec.vm, {})
+            phases[state] = round(phases.get(state, 0.0) + at - since, 2)
+        entered[rec.id] = (at, rec.state.value)
+    return out
 
 
 if __name__ == "__main__":

@@ -156,6 +156,9 @@ class MoveOut(_Out):
     reason: Reason
     detail: str
     flags: list[Reason]
+    after: list[str] = Field(
+        description="VMs whose moves off the target must end before this one starts (they make its room)."
+    )
     status: MoveStatus
     decided_by: str | None
     decided_at: float | None

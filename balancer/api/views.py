@@ -103,6 +103,7 @@ def move(row: PlanRow, m: PlanMoveRow) -> MoveOut:
         reason=m.reason,
         detail=planned.detail if planned else "",
         flags=list(planned.flags) if planned else [],
+        after=list(planned.after) if planned else [],
         status=m.status,
         decided_by=m.decided_by,
         decided_at=m.decided_at,

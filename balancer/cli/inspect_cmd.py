@@ -194,6 +194,7 @@ def print_plan(plan: Plan, console: Console | None = None) -> None:
             t.add_column(col)
         for i, m in enumerate(plan.moves):
             flags = "".join(f" [yellow]{f.value}[/yellow]" for f in m.flags)
+            waits = f" (starts once {', '.join(m.after)} left {m.target})" if m.after else ""
             t.add_row(
                 str(i),
                 m.vm,
@@ -203,7 +204,7 @@ def print_plan(plan: Plan, console: Console | None = None) -> None:
                 m.cost.copy_mode,
                 f"{m.cost.total_bytes / GIB:.2f}",
                 f"{m.cost.seconds:.0f}",
-                m.detail,
+                m.detail + waits,
             )
         console.print(t)
     if plan.skips:

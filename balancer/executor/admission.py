@@ -9,6 +9,10 @@ admitted earlier in the same pass:
 * on its source and on its target, the caps (MiB/s) of all migrations touching that host plus its
   own stay within ``host_bandwidth_mib_s``.
 
+and before all of them: the moves it needs room from (``Move.after``: the planner found that its
+target fits it only once those VMs have left) are neither queued nor running any more. Whether they
+succeeded does not matter here; the target's free memory is re-checked when the move starts.
+
 The queue is scanned whole, in (priority, plan order): a move that must wait never blocks later
 moves between other hosts (no head-of-line blocking), and whenever a slot frees, the earliest
 waiting move that fits gets it.
@@ -19,14 +23,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from balancer.executor.args import LimitArgs
+from balancer.model import MigrationRecord, Move
 from balancer.reasons import Reason
 
 
 @dataclass(frozen=True)
 class Pending:
-    """A queued move as admission sees it; ``seq`` is its position in submission (plan) order."""
+    """A queued move as admission sees it; ``seq`` is its position in submission (plan) order.
+
+    ``after``: ids of the queued or running moves whose VMs must leave its target first.
+    """
 
     id: str
     source: str
@@ -34,6 +43,7 @@ class Pending:
     bandwidth_mib_s: int
     priority: int
     seq: int
+    after: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,49 @@ class Wait:
 
 
 Decision = Admit | Wait
+
+
+class Job(Protocol):
+    """A move as an executor holds it (the Runner's and the simulator's alike)."""
+
+    @property
+    def record(self) -> MigrationRecord: ...
+
+    @property
+    def move(self) -> Move: ...
+
+    @property
+    def seq(self) -> int: ...
+
+
+def room_from(move: Move, active: Iterable[Job]) -> frozenset[str]:
+    """Record ids of the queued or running moves that take ``move.after``'s VMs off its target."""
+    if not move.after:
+        return frozenset()
+    wanted = set(move.after)
+    return frozenset(j.record.id for j in active if j.move.vm in wanted and j.move.source == move.target)
+
+
+def inputs(
+    queue: Sequence[Job], running: Iterable[Job], after: dict[str, frozenset[str]]
+) -> tuple[list[Pending], list[Running]]:
+    """Admission's view of an executor's queue and running moves; ``after`` as from ``room_from``."""
+    held = list(running)
+    active = {j.record.id for j in (*queue, *held)}
+    pending = [
+        Pending(
+            j.record.id,
+            j.move.source,
+            j.move.target,
+            j.record.bandwidth_mib_s,
+            j.record.priority,
+            j.seq,
+            after.get(j.record.id, frozenset()) & active,
+        )
+        for j in queue
+    ]
+    slots = [Running(j.record.id, j.move.source, j.move.target, j.record.bandwidth_mib_s) for j in held]
+    return pending, slots
 
 
 def queue_order(queue: Iterable[Pending]) -> list[Pending]:
@@ -87,8 +140,11 @@ def admit(
         if r.target != r.source:
             bandwidth[r.target] += r.bandwidth_mib_s
     global_limit = limits.global_limit(host_count)
+    queued = {p.id: p for p in queue}
     for p in queue_order(queue):
-        wait = _blocked(p, total, outgoing, incoming, bandwidth, limits, global_limit)
+        wait = _needs_room(p, queued, held) or _blocked(
+            p, total, outgoing, incoming, bandwidth, limits, global_limit
+        )
         if wait is not None:
             out.append(wait)
             continue
@@ -100,6 +156,22 @@ def admit(
         if p.target != p.source:
             bandwidth[p.target] += p.bandwidth_mib_s
     return out
+
+
+def _needs_room(p: Pending, queued: dict[str, Pending], running: list[Running]) -> Wait | None:
+    """Wait while a move that must take a VM off ``p``'s target first is still queued or running."""
+    if not p.after:
+        return None
+    ahead = [q.id for q in queued.values() if q.id in p.after]
+    ahead += [r.id for r in running if r.id in p.after]
+    if not ahead:
+        return None
+    return Wait(
+        p.id,
+        Reason.WAIT_FOR_ROOM,
+        f"target {p.target} has room only once {len(ahead)} earlier move(s) off it end: "
+        + ", ".join(sorted(ahead)),
+    )
 
 
 def _blocked(

@@ -65,6 +65,7 @@ class Runner:
         self._running: dict[str, _Item] = {}
         self._outcomes: dict[str, Outcome] = {}
         self._waits: dict[str, Reason] = {}
+        self._after: dict[str, frozenset[str]] = {}  # record id -> moves that must first leave its target
         self._seq = 0
         self._closing = False
         self._dispatcher = threading.Thread(target=self._dispatch, name="executor-dispatch", daemon=True)
@@ -82,6 +83,9 @@ class Runner:
                 raise RuntimeError("runner is shutting down; not accepting moves")
             for move in moves:
                 rec = self.journal.create(new_record(move, time.time(), bw, plan_id))
+                after = admission.room_from(move, (*self._queue, *self._running.values()))
+                if after:
+                    self._after[rec.id] = after
                 self._queue.append(_Item(rec, move, self._seq))
                 self._seq += 1
                 out.append(rec)
@@ -156,6 +160,7 @@ class Runner:
 
     # -- internals ------------------------------------------------------------------------
     def _finish_unstarted(self, item: _Item, reason: Reason, detail: str) -> None:
+        self._after.pop(item.record.id, None)
         rec = self.journal.finish(item.record, MoveState.ABORTED, reason, None, detail)
         out = Outcome(OutcomeStatus.ABORTED, reason, rec, None, detail)
         self._outcomes[rec.id] = out
@@ -170,16 +175,7 @@ class Runner:
     def _admit_locked(self) -> None:
         if not self._queue:
             return
-        pending = [
-            admission.Pending(
-                i.record.id, i.move.source, i.move.target, i.record.bandwidth_mib_s, i.record.priority, i.seq
-            )
-            for i in self._queue
-        ]
-        running = [
-            admission.Running(i.record.id, i.move.source, i.move.target, i.record.bandwidth_mib_s)
-            for i in self._running.values()
-        ]
+        pending, running = admission.inputs(self._queue, self._running.values(), self._after)
         by_id = {i.record.id: i for i in self._queue}
         for d in admission.admit(pending, running, self.limits, len(self.endpoints)):
             item = by_id[d.id]
@@ -189,6 +185,7 @@ class Runner:
                     self.sink(Waiting(d.id, item.move.vm, d.reason, d.detail))
                 continue
             self._waits.pop(d.id, None)
+            self._after.pop(d.id, None)
             self._queue.remove(item)
             self._running[d.id] = item
             item.thread = threading.Thread(

@@ -34,6 +34,7 @@ class Checkpoint:
     moves: tuple[Move, ...]
     skips: tuple[Skip, ...]
     budget: int
+    leaving: dict[int, tuple[int, ...]]
 
 
 class Workspace:
@@ -75,6 +76,14 @@ class Workspace:
         for g, paths in enumerate(arr.chains):
             self.sig_bytes[g, paths] = arr.path_bytes[paths]
         self.sig_missing = self.sig_bytes @ (~self.present).T.astype(np.float64)
+        # VMs leaving each host, in the order they leave: in-flight moves (their VMs still hold the
+        # source until they end), then this plan's. A move that fits only once some have gone names
+        # them in ``Move.after`` so the executor does not start it earlier (``room_needed``).
+        self.leaving: dict[int, list[int]] = {}
+        for v in np.flatnonzero(arr.in_flight):
+            was = arr.host_index.get(arr.vms[v].host, -1)
+            if was >= 0 and was != arr.home[v]:
+                self.leaving.setdefault(was, []).append(int(v))
 
     # ------------------------------------------------------------------ reading
     def vm_name(self, v: int) -> str:
@@ -158,6 +167,7 @@ class Workspace:
         assert s != t and s >= 0, (self.vm_name(v), s, t)
         missing = float(self.sig_missing[self.sig[v], t])
         cost = self.costs.move_cost(v, missing)
+        after = self.room_needed(v, t)
         src_before, tgt_before, before = self.load[s].copy(), self.load[t].copy(), self.current
         self.used[s] -= arr.demand[v]
         self.used[t] += arr.demand[v]
@@ -169,6 +179,7 @@ class Workspace:
             self.sig_missing[:, t] = self.sig_bytes @ (~self.present[t]).astype(np.float64)
         self.home[v] = t
         self.moved[v] = True
+        self.leaving.setdefault(s, []).append(v)
         self.load[[s, t]] = objective.loads(self.used[[s, t]], arr.cap[[s, t]])
         self.sums = Sums.of(self.load, arr.active)  # recomputed, not updated: no drift over many moves
         self.current = objective.imbalance(self.load, arr.active, self.weights)
@@ -184,11 +195,33 @@ class Workspace:
             imbalance_after=self.current,
             detail=detail if isinstance(detail, str) else "",
             flags=flags,
+            after=after,
         )
         if not isinstance(detail, str):
             mv = replace(mv, detail=detail(mv))
         self.moves.append(mv)
         return mv
+
+    def room_needed(self, v: int, t: int) -> tuple[str, ...]:
+        """The VMs that must have left ``t`` before VM ``v`` can land there, fewest first-leavers.
+
+        Memory and disk are physical: until a leaving VM's migration ends it still holds both on
+        ``t``. If ``t`` holds ``v`` (within usable capacity) with all of them still there, nothing
+        is needed; else the shortest prefix of the leavers whose departure makes the room.
+        """
+        leaving = self.leaving.get(t)
+        if not leaving:
+            return ()
+        gone = self.arr.demand[leaving][:, 1:3]
+        held = self.used[t, 1:3] + gone.sum(axis=0) + self.arr.demand[v, 1:3]
+        deficit = held - self.arr.cap[t, 1:3]
+        short = deficit > 0
+        if not short.any():
+            return ()
+        freed = np.cumsum(gone, axis=0)
+        enough = (freed[:, short] >= deficit[short]).all(axis=1)
+        k = int(np.argmax(enough)) if enough.any() else len(leaving) - 1
+        return tuple(self.vm_name(u) for u in leaving[: k + 1])
 
     def skip(self, subject: str, name: str, reason: Reason, detail: str = "") -> None:
         """Record why a VM, host or the plan was left alone (first reason per subject wins)."""
@@ -215,6 +248,7 @@ class Workspace:
             moves=tuple(self.moves),
             skips=tuple(self.skips),
             budget=self.budget,
+            leaving={h: tuple(vs) for h, vs in self.leaving.items()},
         )
 
     def restore(self, cp: Checkpoint) -> None:
@@ -222,6 +256,7 @@ class Workspace:
         self.used, self.home, self.present, self.moved, self.closed, self.sig_missing, self.load = arrays
         self.sums, self.current, self.budget = cp.sums, cp.current, cp.budget
         self.moves, self.skips = list(cp.moves), list(cp.skips)
+        self.leaving = {h: list(vs) for h, vs in cp.leaving.items()}
         self._skipped = {(s.subject, s.name) for s in cp.skips}
 
     def to_plan(self) -> Plan:

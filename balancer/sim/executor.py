@@ -69,6 +69,7 @@ class SimExecutor:
         self.finished: list[MigrationRecord] = []
         self.waits: Counter[Reason] = Counter()  # each time a queued move starts waiting for a new reason
         self._wait_of: dict[str, Reason] = {}
+        self._after: dict[str, frozenset[str]] = {}  # record id -> moves that must first leave its target
         self._seq = 0
         cluster.processes.append(self)
 
@@ -82,6 +83,9 @@ class SimExecutor:
         out = []
         for move in moves:
             rec = new_record(move, now, bw, plan_id, record_id=f"sim{self._seq:06d}")  # deterministic ids
+            after = admission.room_from(move, (*self.queue, *self.running))
+            if after:
+                self._after[rec.id] = after
             self.queue.append(_Job(rec, move, self._seq))
             self._seq += 1
             out.append(rec)
@@ -126,16 +130,7 @@ class SimExecutor:
     def _admit(self, now: float) -> None:
         if not self.queue:
             return
-        pending = [
-            admission.Pending(
-                j.record.id, j.move.source, j.move.target, j.record.bandwidth_mib_s, j.record.priority, j.seq
-            )
-            for j in self.queue
-        ]
-        running = [
-            admission.Running(j.record.id, j.move.source, j.move.target, j.record.bandwidth_mib_s)
-            for j in self.running
-        ]
+        pending, running = admission.inputs(self.queue, self.running, self._after)
         by_id = {j.record.id: j for j in self.queue}
         for d in admission.admit(pending, running, self.limits, self.cluster.n_hosts):
             job = by_id[d.id]
@@ -145,6 +140,7 @@ class SimExecutor:
                     self.waits[d.reason] += 1
                 continue
             self._wait_of.pop(d.id, None)
+            self._after.pop(d.id, None)
             self.queue.remove(job)
             self.running.append(job)
             self._start(job, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -160,3 +161,20 @@ def test_admitted_in_priority_then_plan_order(specs: list[tuple[str, str, int, i
     order = [r[0].id for r in _run(q, limits, len(q)) if r]
     expected = [p.id for p in sorted(q, key=lambda p: (p.priority, p.seq))]
     assert order == expected
+
+
+def test_a_move_waits_for_the_moves_that_make_room_on_its_target() -> None:
+    limits = LimitArgs(**{"global": 5}, per_source=2, per_target=2)
+    # m1 (h3 -> h1) needs the room m0 (h1 -> h2) frees; m2 is independent and goes ahead.
+    q = [
+        pending(0, "h1", "h2"),
+        replace(pending(1, "h3", "h1"), after=frozenset({"m0"})),
+        pending(2, "h4", "h5"),
+    ]
+    out = admit(q, [], limits, 5)
+    assert out[0] == Admit("m0") and out[2] == Admit("m2")
+    assert isinstance(out[1], Wait) and out[1].reason == Reason.WAIT_FOR_ROOM and "m0" in out[1].detail
+    # still waiting while m0 runs; admitted once m0 is neither queued nor running
+    out = admit([q[1]], [Running("m0", "h1", "h2", 50)], limits, 5)
+    assert isinstance(out[0], Wait) and out[0].reason == Reason.WAIT_FOR_ROOM
+    assert admit([q[1]], [], limits, 5) == [Admit("m1")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from exec_simcluster import SimCluster
 
@@ -176,3 +177,20 @@ def test_shutdown_leaves_running_moves_and_aborts_queued(sim, sim_endpoints, sto
     assert sim.jobs  # the migration itself goes on
     sim.behaviour.hang = False
     sim.behaviour.seconds = 0.0
+
+
+def test_a_move_needing_room_starts_only_after_the_move_that_makes_it(sim, sim_endpoints, store) -> None:
+    sim.add_vm("x", "h1")
+    sim.add_vm("y", "h3")
+    sim.behaviour.seconds = 0.3
+    limits = LimitArgs(**{"global": 3}, per_source=1, per_target=1)
+    events: list[Event] = []
+    r = runner(sim, sim_endpoints, store, limits, events=events)
+    first = r.submit([move("x", "h1", "h2")])
+    (second,) = r.submit([replace(move("y", "h3", "h1"), after=("x",))])
+    outs = r.wait([first[0].id, second.id], timeout=30)
+    assert all(o.ok for o in outs), [o.detail for o in outs]
+    spans = {vm: (start, end) for vm, _s, _d, start, end in sim.log}
+    assert spans["y"][0] >= spans["x"][1], spans  # y started after x's migration ended
+    waits = [e for e in events if isinstance(e, Waiting) and e.record_id == second.id]
+    assert [w.reason for w in waits] == [Reason.WAIT_FOR_ROOM]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from balancer.model import HostState, PastMove, PlannerState
+from balancer.model import HostState, Move, MoveCost, PastMove, PlannerState
 from balancer.policy import PlanArgs, plan
 from balancer.policy.args import PolicyArgs, RulesArgs
 from balancer.reasons import Reason
@@ -62,6 +62,7 @@ def test_swap_like_drain_moves_a_blocker_out_of_the_way_first() -> None:
         ("B", "d", "t1", Reason.DRAIN),
     ]
     assert "makes room on t1 for B" in p.moves[0].detail
+    assert p.moves[1].after == ()  # 20 + 40 GiB fit t1's 64 GiB: B need not wait for A to leave
     # executable in order: each target within its mark at its turn
     state, cur = PlannerState(), snap
     for m in p.moves:
@@ -134,3 +135,25 @@ def test_affinity_group_leaves_together() -> None:
     targets = {m.vm: m.target for m in p.moves}
     assert targets == {"app": "c", "db": "c"}
     assert all("with affinity group 'pair'" in m.detail for m in p.moves)
+
+
+def test_a_move_that_needs_the_room_of_an_earlier_one_names_it_in_after() -> None:
+    # As above, but B is 50 GiB: t1 holds B under its mark once A has gone, yet not while A is still
+    # there (20 + 50 > 64 GiB), so the executor must not start B before A's migration ends.
+    snap = snapshot(
+        [host("d", state=HostState.DRAINING), host("t1"), host("t2", memory_bytes=32 * GIB)],
+        [vm("B", "d", memory_bytes=50 * GIB), vm("A", "t1", memory_bytes=20 * GIB)],
+    )
+    p = plan(snap, PlannerState(), PlanArgs(), NOW)
+    assert [(m.vm, m.target, m.after) for m in p.moves] == [("A", "t2", ()), ("B", "t1", ("A",))]
+
+
+def test_room_freed_by_a_migration_in_flight_is_waited_for() -> None:
+    # x is leaving h1 for h2 (in flight); y, drained off h3, fits only on h1 and only once x is gone.
+    snap = snapshot(
+        [host("h1"), host("h2"), host("h3", state=HostState.DRAINING)],
+        [vm("x", "h1", memory_bytes=40 * GIB), vm("y", "h3", memory_bytes=40 * GIB)],
+    )
+    flying = (Move("x", "h1", "h2", Reason.BALANCE, MoveCost(0, 0, 0, 0.0)),)
+    p = plan(snap, PlannerState(in_flight=flying), PlanArgs(), NOW)
+    assert [(m.vm, m.source, m.target, m.after) for m in p.moves] == [("y", "h3", "h1", ("x",))]

@@ -174,3 +174,31 @@ def test_a_balanced_cluster_yields_no_moves(case: Case) -> None:
     ):
         assert p.moves == ()
         assert any(s.reason == Reason.BALANCED for s in p.skips)
+
+
+@EXAMPLES
+@given(cases())
+def test_moves_started_together_fit_when_they_wait_only_for_their_after(case: Case) -> None:
+    # The executor runs a plan's moves concurrently; a move waits only for the moves its ``after``
+    # names. So each target must hold the VM while every other VM leaving it (in flight or planned
+    # earlier) is still there, and every earlier arrival has landed: memory within usable capacity.
+    p = run(case)
+    cap = usable(case.snap, case.args)
+    flight = {m.vm: m for m in case.state.in_flight}
+    mem = {v.name: v.memory_bytes for v in case.snap.vms}
+    leaving: dict[str, list[str]] = {}
+    for m in case.state.in_flight:
+        if m.vm in mem and m.source != m.target:
+            leaving.setdefault(m.source, []).append(m.vm)
+    arrived: dict[str, list[str]] = {}
+    for m in case.state.in_flight:
+        if m.vm in mem:
+            arrived.setdefault(m.target, []).append(m.vm)
+    for m in p.moves:
+        assert set(m.after) <= set(leaving.get(m.target, ())), (m, leaving.get(m.target))
+        physical = [v.name for v in case.snap.vms if v.host == m.target and v.name not in flight]
+        physical += leaving.get(m.target, []) + arrived.get(m.target, []) + [m.vm]
+        held = sum(mem[n] for n in set(physical) - set(m.after))
+        assert held <= cap[m.target][1] * (1 + 1e-9) + 1, (m, held, cap[m.target][1])
+        leaving.setdefault(m.source, []).append(m.vm)
+        arrived.setdefault(m.target, []).append(m.vm)
