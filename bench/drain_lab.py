@@ -22,7 +22,7 @@ from pathlib import Path
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import Event, OutcomeStatus, StateChanged
-from balancer.executor.facts import HostEndpoint
+from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.model import Move, MoveCost
@@ -73,7 +73,7 @@ def run(lab, a: argparse.Namespace, workdir: Path) -> int:  # type: ignore[no-un
         conn = lab.connect(h)
         conn.storagePoolLookupByName("base").refresh(0)
         conn.close()
-    eps = {h.name: HostEndpoint(h.name, h.control_uri, h.migration_uri) for h in lab.hosts}
+    eps = {h.name: MigrationEndpoint(h.name, h.control_uri, h.migration_uri) for h in lab.hosts}
     limits = LimitArgs(
         **{"global": a.per_source},
         per_source=a.per_source,

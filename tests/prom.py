@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from tests.waiting import wait_for
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -62,21 +63,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout: float, what: str, interval: float = _POLL_SECONDS
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; return that, or raise after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = condition()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise PrometheusError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 @dataclass
@@ -199,8 +185,8 @@ class Prometheus:
 
     def _wait(self, condition: Callable[[], Any], timeout: float, what: str, show: Callable[[], Any]) -> Any:
         try:
-            return wait_until(condition, timeout, what)
-        except PrometheusError as exc:
+            return wait_for(what, condition, timeout, every=_POLL_SECONDS)
+        except AssertionError as exc:
             raise PrometheusError(f"{exc}\nlast seen: {show()!r}\nlog:\n{self.log_tail()}") from None
 
 
@@ -310,8 +296,8 @@ def _wait_ready(prom: Prometheus, timeout: float) -> None:
             return False
 
     try:
-        wait_until(ready, timeout, f"{prom.url}/-/ready")
-    except PrometheusError as exc:
+        wait_for(f"{prom.url}/-/ready", ready, timeout, every=_POLL_SECONDS)
+    except AssertionError as exc:
         raise PrometheusError(f"{exc}\n{prom.log_tail()}") from None
 
 

@@ -20,7 +20,7 @@ from balancer.config import Config
 from balancer.errors import MigrationError
 from balancer.executor.args import ExecutorArgs
 from balancer.executor.events import Event, Note, OutcomeStatus, Progress, StateChanged, Waiting
-from balancer.executor.facts import HostEndpoint
+from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import Hypervisor, libvirt_factory
 from balancer.executor.journal import JournalStore
 from balancer.executor.runner import Runner
@@ -32,9 +32,9 @@ UNREACHABLE = {Reason.SOURCE_DOWN, Reason.TARGET_DOWN}
 BAD_INPUT = {Reason.TARGET_UNKNOWN, Reason.VM_NOT_FOUND, Reason.SAME_HOST}
 
 
-def endpoints(cfg: Config) -> dict[str, HostEndpoint]:
+def endpoints(cfg: Config) -> dict[str, MigrationEndpoint]:
     """Host endpoints from config: ``migration_uri`` defaults to the control ``uri``."""
-    return {h.name: HostEndpoint(h.name, h.uri, h.migration_uri or h.uri) for h in cfg.hosts}
+    return {h.name: MigrationEndpoint(h.name, h.uri, h.migration_uri or h.uri) for h in cfg.hosts}
 
 
 def find_vm(vm: str, names: list[str], hypervisors: dict[str, Hypervisor]) -> str:
@@ -114,7 +114,7 @@ def _run(
     move: Move,
     args: ExecutorArgs,
     cfg: Config,
-    eps: dict[str, HostEndpoint],
+    eps: dict[str, MigrationEndpoint],
     store: JournalStore,
     bandwidth: int | None,
     console: Console,

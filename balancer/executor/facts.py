@@ -15,7 +15,7 @@ CopyKind = Literal["incremental", "full"]
 
 
 @dataclass(frozen=True)
-class HostEndpoint:
+class MigrationEndpoint:
     """How to reach one host: ``uri`` for our calls, ``migration_uri`` for the source libvirtd to dial."""
 
     name: str

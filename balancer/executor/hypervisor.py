@@ -21,7 +21,7 @@ from balancer.executor.convergence import JobSample
 from balancer.executor.facts import (
     ChainLink,
     DomainFacts,
-    HostEndpoint,
+    MigrationEndpoint,
     MigrationRequest,
     NodeFacts,
     PoolFacts,
@@ -138,7 +138,7 @@ def migration_params(req: MigrationRequest) -> dict[str, Any]:
 class LibvirtHypervisor:
     """A host reached through libvirt-python; reconnects when its connection has died."""
 
-    def __init__(self, endpoint: HostEndpoint, keepalive: tuple[int, int] = (5, 3)) -> None:
+    def __init__(self, endpoint: MigrationEndpoint, keepalive: tuple[int, int] = (5, 3)) -> None:
         self.name = endpoint.name
         self.endpoint = endpoint
         self._keepalive = keepalive
@@ -425,7 +425,7 @@ def _abort_stream(stream: libvirt.virStream) -> None:
         stream.abort()
 
 
-def libvirt_factory(endpoints: Mapping[str, HostEndpoint]) -> HypervisorFactory:
+def libvirt_factory(endpoints: Mapping[str, MigrationEndpoint]) -> HypervisorFactory:
     """Hypervisors by host name, one cached LibvirtHypervisor per host (thread-safe)."""
     cache: dict[str, LibvirtHypervisor] = {}
     lock = threading.Lock()

@@ -22,7 +22,7 @@ from balancer.errors import LibvirtErrorInfo, MigrationError
 from balancer.executor import backing, convergence
 from balancer.executor.args import ExecutorArgs
 from balancer.executor.events import EventSink, Note, Outcome, OutcomeStatus, Progress
-from balancer.executor.facts import HostEndpoint, MigrationRequest
+from balancer.executor.facts import MigrationEndpoint, MigrationRequest
 from balancer.executor.hypervisor import Hypervisor
 from balancer.executor.journal import Journal
 from balancer.executor.prechecks import CheckContext, CheckResult, run_prechecks
@@ -51,7 +51,7 @@ class MoveEnv:
 
     args: ExecutorArgs
     hypervisors: Callable[[str], Hypervisor]
-    endpoints: Mapping[str, HostEndpoint]
+    endpoints: Mapping[str, MigrationEndpoint]
     journal: Journal
     sink: EventSink
     check: CheckContext

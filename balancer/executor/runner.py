@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from balancer.executor import admission
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import EventSink, Finished, Outcome, OutcomeStatus, Waiting, discard
-from balancer.executor.facts import HostEndpoint
+from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import HypervisorFactory
 from balancer.executor.journal import Journal, JournalStore, new_record
 from balancer.executor.migrate import Control, MoveEnv, MoveRun
@@ -47,7 +47,7 @@ class Runner:
         limits: LimitArgs,
         hypervisors: HypervisorFactory,
         store: JournalStore,
-        endpoints: Mapping[str, HostEndpoint],
+        endpoints: Mapping[str, MigrationEndpoint],
         sink: EventSink = discard,
         snapshot: Callable[[], Snapshot | None] | None = None,
         rule_check: RuleCheck | None = None,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from balancer.config import Config
-from balancer.executor.facts import HostEndpoint as ExecEndpoint
+from balancer.executor.facts import MigrationEndpoint
 from balancer.metrics.source import HostEndpoint
 from balancer.model import HostState, Move, Snapshot
 from balancer.policy import PlanArgs
@@ -33,9 +33,9 @@ def endpoints(cfg: Config) -> list[HostEndpoint]:
     return out
 
 
-def executor_endpoints(cfg: Config) -> dict[str, ExecEndpoint]:
+def executor_endpoints(cfg: Config) -> dict[str, MigrationEndpoint]:
     """Executor endpoints: the control URI and the URI the source libvirtd dials (defaults to it)."""
-    return {h.name: ExecEndpoint(h.name, h.uri, h.migration_uri or h.uri) for h in cfg.hosts}
+    return {h.name: MigrationEndpoint(h.name, h.uri, h.migration_uri or h.uri) for h in cfg.hosts}
 
 
 def plan_args(cfg: Config) -> PlanArgs:

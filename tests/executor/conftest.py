@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from exec_simcluster import SimCluster
 
-from balancer.executor.facts import HostEndpoint
+from balancer.executor.facts import MigrationEndpoint
 from balancer.store import Store
 
 
@@ -25,5 +25,5 @@ def sim() -> SimCluster:
 
 
 @pytest.fixture
-def sim_endpoints(sim: SimCluster) -> dict[str, HostEndpoint]:
-    return {h: HostEndpoint(h, f"sim://{h}", f"sim://{h}/system") for h in sim.hosts}
+def sim_endpoints(sim: SimCluster) -> dict[str, MigrationEndpoint]:
+    return {h: MigrationEndpoint(h, f"sim://{h}", f"sim://{h}/system") for h in sim.hosts}

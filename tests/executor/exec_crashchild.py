@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
-from balancer.executor.facts import HostEndpoint
+from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.lab import Lab
@@ -16,7 +16,7 @@ from balancer.store import Store
 
 def main(lab_dir: str, store_url: str, vm: str, src: str, dst: str, cap: int) -> None:
     lab = Lab.open(lab_dir)
-    eps = {h.name: HostEndpoint(h.name, h.control_uri, h.migration_uri) for h in lab.hosts}
+    eps = {h.name: MigrationEndpoint(h.name, h.control_uri, h.migration_uri) for h in lab.hosts}
     store = Store.open(store_url)
     runner = Runner(
         ExecutorArgs(memory_headroom_mib=64), LimitArgs(bandwidth_mib_s=cap), libvirt_factory(eps), store, eps

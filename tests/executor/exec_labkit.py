@@ -12,7 +12,7 @@ import libvirt
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import Event, Progress, StateChanged
-from balancer.executor.facts import HostEndpoint
+from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.lab import Lab
@@ -30,8 +30,8 @@ MIB = 1 << 20
 CALM = {"dirty_mib_s": 0, "disk_mib_s": 0}
 
 
-def endpoints(lab: Lab) -> dict[str, HostEndpoint]:
-    return {h.name: HostEndpoint(h.name, h.control_uri, h.migration_uri) for h in lab.hosts}
+def endpoints(lab: Lab) -> dict[str, MigrationEndpoint]:
+    return {h.name: MigrationEndpoint(h.name, h.control_uri, h.migration_uri) for h in lab.hosts}
 
 
 @dataclass

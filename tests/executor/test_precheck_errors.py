@@ -8,7 +8,7 @@ from exec_simcluster import SimCluster, SimHypervisor
 
 from balancer.errors import MigrationError
 from balancer.executor.args import ExecutorArgs
-from balancer.executor.facts import DomainFacts, HostEndpoint
+from balancer.executor.facts import DomainFacts, MigrationEndpoint
 from balancer.executor.hypervisor import LibvirtHypervisor
 from balancer.executor.prechecks import CheckContext, run_prechecks
 from balancer.model import Move, MoveCost
@@ -46,7 +46,7 @@ def test_failed_call_is_blamed_on_the_host_it_went_to(failing: str) -> None:
 
 def test_domain_on_a_driver_without_job_support_reads_as_no_job() -> None:
     # libvirt's test driver has no virDomainGetJobInfo: the look-up must still describe the domain.
-    hv = LibvirtHypervisor(HostEndpoint("t", "test:///default", "test:///default"))
+    hv = LibvirtHypervisor(MigrationEndpoint("t", "test:///default", "test:///default"))
     conn = libvirt.open("test:///default")
     try:
         with pytest.raises(libvirt.libvirtError) as exc:

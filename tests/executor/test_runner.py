@@ -9,7 +9,7 @@ from exec_simcluster import SimCluster
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import Event, Finished, OutcomeStatus, StateChanged, Waiting
-from balancer.executor.facts import HostEndpoint
+from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.runner import Runner
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
@@ -24,7 +24,7 @@ def move(vm: str, src: str, dst: str, reason: Reason = Reason.BALANCE) -> Move:
 
 def runner(
     sim: SimCluster,
-    eps: dict[str, HostEndpoint],
+    eps: dict[str, MigrationEndpoint],
     store: Store,
     limits: LimitArgs | None = None,
     args: ExecutorArgs = FAST,
@@ -113,7 +113,7 @@ def test_limits_hold_at_every_instant(sim, sim_endpoints, store) -> None:
     sim.hosts["h4"] = type(sim.hosts["h1"])("h4")
     sim.hosts["h4"].pools = dict(sim.hosts["h1"].pools)
     sim.add_volume("h4", "/var/lib/libvirt/base/base.raw", b"B" * (4 << 20), "raw")
-    eps = {**sim_endpoints, "h4": HostEndpoint("h4", "sim://h4", "sim://h4/system")}
+    eps = {**sim_endpoints, "h4": MigrationEndpoint("h4", "sim://h4", "sim://h4/system")}
     sim.behaviour.seconds = 0.3
     limits = LimitArgs(**{"global": 2}, per_source=1, per_target=1)
     events: list[Event] = []
