@@ -95,7 +95,8 @@ class ExecutorArgs(BaseModel):
     backing_verify: Literal["sha256", "size"] = Field(
         "sha256",
         description="How a backing file on the target is proven equal to the source's: sha256 streams both "
-        "through libvirt (exact, costs a read of each); size compares capacity and allocation only.",
+        "through libvirt (exact, costs a read of each, once per host and file while the service runs: "
+        "base images are immutable); size compares capacity and allocation only.",
     )
     settle_seconds: float = Field(
         30.0,

@@ -122,6 +122,7 @@ class _BackingRegistry:
         self._guard = threading.Lock()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self.users: Counter[tuple[str, str]] = Counter()
+        self._digests: dict[tuple[str, str, int], str] = {}
 
     def lock(self, host: str, path: str) -> threading.Lock:
         with self._guard:
@@ -130,6 +131,23 @@ class _BackingRegistry:
     def hold(self, host: str, path: str, delta: int) -> None:
         with self._guard:
             self.users[(host, path)] += delta
+
+    # A backing file's sha256, remembered per (host, path, size): a base image is immutable once
+    # written (Nova names them by content), so proving it equal on a target once is enough, instead
+    # of streaming both copies through libvirt before every migration that reuses it. Forgotten
+    # when we delete or write the file ourselves.
+    def digest(self, host: str, path: str, length: int) -> str | None:
+        with self._guard:
+            return self._digests.get((host, path, length))
+
+    def remember(self, host: str, path: str, length: int, digest: str) -> None:
+        with self._guard:
+            self._digests[(host, path, length)] = digest
+
+    def forget(self, host: str, path: str) -> None:
+        with self._guard:
+            for key in [k for k in self._digests if k[:2] == (host, path)]:
+                del self._digests[key]
 
 
 REGISTRY = _BackingRegistry()
@@ -265,6 +283,7 @@ def _ensure_backing(
                 done.notes.append(f"reused {step.path} on {dst.name}")
                 return
             name = os.path.basename(step.path)
+            REGISTRY.forget(dst.name, step.path)
             dst.create_volume(step.pool, name, step.length, "raw", None)
             on_created(step.path)
             done.created.append(step.path)
@@ -274,6 +293,7 @@ def _ensure_backing(
                 step.path, _tap(src.read_volume(step.path, step.length), digest, on_bytes), step.length
             )
             done.backing_bytes += sent
+            REGISTRY.remember(src.name, step.path, step.length, digest.hexdigest())
             copied = dst.volume(step.path)
             if sent != step.length or copied is None or copied.physical != step.length:
                 raise ProvisionError(Reason.BACKING_UNAVAILABLE, f"copy of {step.path} has the wrong size")
@@ -301,9 +321,13 @@ def _same(step: BackingStep, src: Hypervisor, dst: Hypervisor, there: VolumeFact
 
 
 def _sha256(hv: Hypervisor, path: str, length: int) -> str:
+    known = REGISTRY.digest(hv.name, path, length)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     for chunk in hv.read_volume(path, length):
         digest.update(chunk)
+    REGISTRY.remember(hv.name, path, length, digest.hexdigest())
     return digest.hexdigest()
 
 
@@ -340,6 +364,7 @@ def _verify_chain(vol: VolumeFacts, d: DiskStep, dst: Hypervisor) -> None:
 
 
 def _delete_quietly(hv: Hypervisor, path: str) -> str | None:
+    REGISTRY.forget(hv.name, path)
     try:
         hv.delete_volume(path)
         return None

@@ -10,6 +10,7 @@ import hashlib
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -61,6 +62,7 @@ class SimCluster:
         self.lock = threading.RLock()
         self.behaviour = Behaviour()
         self.log: list[tuple[str, str, str, float, float]] = []  # vm, source, target, start, end
+        self.reads: Counter[tuple[str, str]] = Counter()  # (host, path) -> volume downloads
         self.jobs: dict[str, dict[str, float]] = {}  # uuid -> {start, seconds, aborted}
         for h in self.hosts.values():
             h.pools["images"] = PoolFacts("images", IMAGES, 100 << 30)
@@ -167,6 +169,7 @@ class SimHypervisor:
 
     def read_volume(self, path: str, length: int) -> Iterator[bytes]:
         data = self.h.volumes[path].data[:length]
+        self.c.reads[(self.name, path)] += 1
         for i in range(0, len(data), MIB):
             yield data[i : i + MIB]
 

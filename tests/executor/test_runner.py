@@ -15,6 +15,7 @@ from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
 
+BASE = "/var/lib/libvirt/base/base.raw"
 FAST = ExecutorArgs(poll_seconds=0.05, settle_seconds=1.0, memory_headroom_mib=0)
 
 
@@ -70,6 +71,29 @@ def test_backing_copied_with_streams_when_missing(sim, sim_endpoints, store) -> 
     h1, h3 = sim.hypervisor("h1"), sim.hypervisor("h3")
     assert h3.digest("/var/lib/libvirt/base/base.raw") == h1.digest("/var/lib/libvirt/base/base.raw")
     assert h3.volume("/var/lib/libvirt/images/a.qcow2").backing.path == "/var/lib/libvirt/base/base.raw"
+
+
+def test_a_different_backing_file_on_the_target_is_never_used(sim, sim_endpoints, store) -> None:
+    # Same path and size, other content: an incremental copy onto it would read the wrong base data,
+    # so the executor copies the whole disk into a flat image instead.
+    sim.add_vm("a", "h1")
+    sim.hosts["h3"].volumes[BASE].data = b"X" * (4 << 20)
+    r = runner(sim, sim_endpoints, store)
+    (out,) = r.wait([r.submit([move("a", "h1", "h3")])[0].id], timeout=10)
+    assert out.ok, out.detail
+    assert f"target's {BASE} differs" in out.detail and out.record.copy_mode == "full"
+    assert sim.hosts["h3"].volumes["/var/lib/libvirt/images/a.qcow2"].facts.backing is None
+    assert sim.hosts["h3"].volumes[BASE].data == b"X" * (4 << 20)  # theirs, left alone
+
+
+def test_a_verified_backing_file_is_not_read_again_for_the_next_move(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h1")
+    sim.add_vm("b", "h1")
+    r = runner(sim, sim_endpoints, store)
+    outs = r.wait([x.id for x in r.submit([move("a", "h1", "h3"), move("b", "h1", "h3")])], timeout=20)
+    assert all(o.ok for o in outs), [o.detail for o in outs]
+    assert all(f"reused {BASE} on h3" in o.detail for o in outs)
+    assert sim.reads[("h1", BASE)] == 1 and sim.reads[("h3", BASE)] == 1  # proven equal once
 
 
 def test_failed_migration_removes_what_it_created_on_the_target(sim, sim_endpoints, store) -> None:
