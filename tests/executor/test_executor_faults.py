@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from exec_labkit import CALM, MIB, copies, endpoints, make_runner, running_on, wait_for
+from exec_labkit import CALM, MIB, copies, endpoints, ensure_base, make_runner, running_on, wait_for
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import OutcomeStatus
@@ -99,33 +99,37 @@ def test_network_cut_mid_migration(lab: Lab, lab_guest, store: Store) -> None:  
 
 
 def test_guest_dirtying_faster_than_the_cap_is_stopped_in_time(lab: Lab, lab_guest, store: Store) -> None:  # type: ignore[no-untyped-def]
-    """A guest rewriting its RAM faster than a 4 MiB/s cap: under TCG libvirt reports no dirty rate, so
-    the flat RAM remainder across iterations must reveal it; on_stall=abort ends it well in time."""
-    guest = lab_guest(host="h1", memory_mib=96, dirty_mib_s=32, disk_mib_s=0, overlay_mib=0)
+    """A guest rewriting its RAM faster than a 1 MiB/s cap: under TCG libvirt reports no dirty rate, so
+    the flat RAM remainder across iterations must reveal it; on_stall=abort ends it within the deadline.
+
+    Measured here: with dirty tracking on, the TCG guest dirties about 2 MiB per 1 s iteration, so
+    the remainder stays near 2 MiB while QEMU would need it under 0.3 MiB (300 ms at 1 MiB/s) to
+    switch over; at 4 MiB/s the same guest converged. The first pass of its ~72 MiB of RAM takes
+    ~72 s at the cap: the test lasts about 90 s.
+    """
+    guest = lab_guest(host="h1", memory_mib=96, dirty_mib_s=16, disk_mib_s=0, overlay_mib=0)
+    ensure_base(lab, "h2", True)  # only RAM travels
     args = ExecutorArgs(
         memory_headroom_mib=64,
         settle_seconds=30,
         stall_iterations=2,
         on_stall="abort",
-        completion_timeout_s_per_gib=60,
+        completion_timeout_s_per_gib=90,
         completion_timeout_min_gib=2,
     )
-    runner, events = make_runner(lab, store, args=args, limits=LimitArgs(bandwidth_mib_s=4))
+    runner, events = make_runner(lab, store, args=args, limits=LimitArgs(bandwidth_mib_s=1))
     started = time.monotonic()
     rec = runner.submit([Move(guest.name, "h1", "h2", Reason.DRAIN, MoveCost(0, 0, 0, 0.0))])[0]
-    (out,) = runner.wait([rec.id], timeout=200)
+    (out,) = runner.wait([rec.id], timeout=300)
     took = time.monotonic() - started
     iters = max((p.memory_iteration for _, p in events.progress(rec.id)), default=0)
     print(f"{out.status} {out.reason} after {took:.0f} s, {iters} iterations: {out.detail}")
-    if out.status == OutcomeStatus.SUCCEEDED:
-        # measured here: under TCG dirty tracking slows the guest so much that it cannot outpace even
-        # a 4 MiB/s cap (it converged in 3 iterations); the detection itself is covered by
-        # test_convergence.py with TCG-shaped series. The journal must still match reality.
-        assert_journal_matches(lab, store, rec.id, guest.name, "h1", "h2")
-        pytest.skip(f"the TCG guest could not dirty RAM faster than the cap ({iters} iterations, converged)")
     assert (out.status, out.reason) == (OutcomeStatus.ABORTED, Reason.NOT_CONVERGING), out.detail
-    assert took < 120  # the completion timeout for this move (60 s per GiB, at least 2 GiB)
+    assert "RAM left to send stays" in out.detail
+    assert took < 180  # the completion timeout for this move (90 s per GiB, at least 2 GiB)
     assert_journal_matches(lab, store, rec.id, guest.name, "h1", "h2")
+    beat = lab.heartbeat("h1", guest.name)
+    lab.wait_heartbeat("h1", guest.name, after=beat, timeout=30)  # still alive on the source
 
 
 def test_balancer_killed_mid_migration_then_recovered(lab: Lab, lab_guest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
