@@ -146,6 +146,7 @@ def markdown(
     cpu, mem = f["initial_host_cpu_share_min_max"], f["initial_host_memory_share_min_max"]
     hourly = f["cpu_load_hourly_min_max"]
     skips = ours.get("plan_skips", {})
+    by_goal = ", ".join(f"{n} {goal}" for goal, n in sorted(ours.get("moves_planned", {}).items()))
     lines += [
         "",
         f"Cluster: {f['vcpus_per_core']} vCPUs per core, {pct(f['memory_allocated_share'])} of memory "
@@ -155,15 +156,15 @@ def markdown(
         f"{f['trace_lag1_autocorrelation_median_all_rows']} per VM (whole trace), "
         f"{f['host_load_lag1_autocorrelation_median_initial']} per host (initial placement).",
         "",
-        f"Why ours falls short (defaults): the balance goal ended with `no_beneficial_move` in "
-        f"{skips.get('plan:no_beneficial_move', 0)} of {meta['ticks']} ticks. `min_improvement` asks "
-        "each move to cut the imbalance by 10 % of itself, but a move changes only 2 of "
-        f"{meta['hosts']} hosts' loads: at t0, the most imbalanced moment, the best single move in the "
-        f"cluster cuts it by {pct(f['best_single_move_cut_at_t0'])}. So only hotspot relief runs "
-        f"({ours.get('moves_planned', {})}), and it can only act on what it sees: "
-        f"{pct(ours['overload_seen_share'] or 0.0)} of ours' overloaded host-time was on a host whose "
-        "smoothed load was over the mark at the start of the interval; the rest is noise around a mean "
-        "under the mark (per-VM lag-1 autocorrelation "
+        f"How ours got there (default PlanArgs): moves planned by goal: {by_goal or 'none'}; "
+        f"the balance goal found no move worth its margin (`no_beneficial_move`; `min_improvement` "
+        f"{pct(PlanArgs().policy.min_improvement)} of the imbalance) in "
+        f"{skips.get('plan:no_beneficial_move', 0)} of {meta['ticks']} ticks; at t0, the most imbalanced "
+        f"moment, the best single move cut the imbalance by {pct(f['best_single_move_cut_at_t0'])} (a move "
+        f"changes 2 of {meta['hosts']} hosts' loads, which is why a 10 % margin would never let balancing "
+        f"run). {pct(ours['overload_seen_share'] or 0.0)} of ours' overloaded host-time was on a host "
+        "whose smoothed load was over the mark at the start of the interval; the rest is noise around a "
+        "mean under the mark (per-VM lag-1 autocorrelation "
         f"{f['trace_lag1_autocorrelation_median_all_rows']}), which only a lower mean (balancing) avoids.",
         "",
         "Overloaded host-time is measured on the true per-interval trace load (plus migration overhead), "
