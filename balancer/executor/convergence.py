@@ -45,7 +45,7 @@ class JobSample:
     memory_processed: int = 0
     memory_remaining: int = 0
     memory_bps: int = 0
-    dirty_rate_bytes_s: int = 0  # memory_dirty_rate (pages/s) × memory_page_size; 0 under TCG
+    dirty_rate_bytes_s: int = 0  # memory_dirty_rate (pages/s) × memory_page_size; often 0 under TCG
     memory_iteration: int = 0
     expected_downtime_ms: int = 0
 

@@ -99,8 +99,9 @@ def test_network_cut_mid_migration(lab: Lab, lab_guest, store: Store) -> None:  
 
 
 def test_guest_dirtying_faster_than_the_cap_is_stopped_in_time(lab: Lab, lab_guest, store: Store) -> None:  # type: ignore[no-untyped-def]
-    """A guest rewriting its RAM faster than a 1 MiB/s cap: under TCG libvirt reports no dirty rate, so
-    the flat RAM remainder across iterations must reveal it; on_stall=abort ends it within the deadline.
+    """A guest rewriting its RAM faster than a 1 MiB/s cap is detected (by the dirty rate when libvirt
+    reports one, else by the RAM remainder staying flat across iterations) and on_stall=abort ends it
+    within the deadline.
 
     Measured here: with dirty tracking on, the TCG guest dirties about 2 MiB per 1 s iteration, so
     the remainder stays near 2 MiB while QEMU would need it under 0.3 MiB (300 ms at 1 MiB/s) to
@@ -125,7 +126,6 @@ def test_guest_dirtying_faster_than_the_cap_is_stopped_in_time(lab: Lab, lab_gue
     iters = max((p.memory_iteration for _, p in events.progress(rec.id)), default=0)
     print(f"{out.status} {out.reason} after {took:.0f} s, {iters} iterations: {out.detail}")
     assert (out.status, out.reason) == (OutcomeStatus.ABORTED, Reason.NOT_CONVERGING), out.detail
-    assert "RAM left to send stays" in out.detail
     assert took < 180  # the completion timeout for this move (90 s per GiB, at least 2 GiB)
     assert_journal_matches(lab, store, rec.id, guest.name, "h1", "h2")
     beat = lab.heartbeat("h1", guest.name)
