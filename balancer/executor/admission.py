@@ -83,6 +83,9 @@ class Job(Protocol):
     @property
     def seq(self) -> int: ...
 
+    @property
+    def after(self) -> frozenset[str]: ...
+
 
 def room_from(move: Move, active: Iterable[Job]) -> frozenset[str]:
     """Record ids of the queued or running moves that take ``move.after``'s VMs off its target."""
@@ -92,10 +95,8 @@ def room_from(move: Move, active: Iterable[Job]) -> frozenset[str]:
     return frozenset(j.record.id for j in active if j.move.vm in wanted and j.move.source == move.target)
 
 
-def inputs(
-    queue: Sequence[Job], running: Iterable[Job], after: dict[str, frozenset[str]]
-) -> tuple[list[Pending], list[Running]]:
-    """Admission's view of an executor's queue and running moves; ``after`` as from ``room_from``."""
+def inputs(queue: Sequence[Job], running: Iterable[Job]) -> tuple[list[Pending], list[Running]]:
+    """Admission's view of an executor's queue and running moves (``Job.after`` as from ``room_from``)."""
     held = list(running)
     active = {j.record.id for j in (*queue, *held)}
     pending = [
@@ -106,7 +107,7 @@ def inputs(
             j.record.bandwidth_mib_s,
             j.record.priority,
             j.seq,
-            after.get(j.record.id, frozenset()) & active,
+            j.after & active,
         )
         for j in queue
     ]
@@ -130,7 +131,7 @@ def admit(
 ) -> list[Decision]:
     """One decision per queued move, in queue order: Admit, or Wait with the first limit it hits."""
     out: list[Decision] = []
-    held = list(running)
+    queue, held = list(queue), list(running)
     total = len(held)
     outgoing: Counter[str] = Counter(r.source for r in held)
     incoming: Counter[str] = Counter(r.target for r in held)
@@ -140,9 +141,9 @@ def admit(
         if r.target != r.source:
             bandwidth[r.target] += r.bandwidth_mib_s
     global_limit = limits.global_limit(host_count)
-    queued = {p.id: p for p in queue}
+    active = {p.id for p in queue} | {r.id for r in held}
     for p in queue_order(queue):
-        wait = _needs_room(p, queued, held) or _blocked(
+        wait = _needs_room(p, active) or _blocked(
             p, total, outgoing, incoming, bandwidth, limits, global_limit
         )
         if wait is not None:
@@ -158,12 +159,9 @@ def admit(
     return out
 
 
-def _needs_room(p: Pending, queued: dict[str, Pending], running: list[Running]) -> Wait | None:
+def _needs_room(p: Pending, active: set[str]) -> Wait | None:
     """Wait while a move that must take a VM off ``p``'s target first is still queued or running."""
-    if not p.after:
-        return None
-    ahead = [q.id for q in queued.values() if q.id in p.after]
-    ahead += [r.id for r in running if r.id in p.after]
+    ahead = p.after & active
     if not ahead:
         return None
     return Wait(

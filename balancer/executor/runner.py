@@ -33,6 +33,7 @@ class _Item:
     record: MigrationRecord
     move: Move
     seq: int
+    after: frozenset[str] = frozenset()  # ids of the moves that must first take a VM off its target
     control: Control = field(default_factory=Control)
     thread: threading.Thread | None = None
     run: MoveRun | None = None
@@ -65,7 +66,6 @@ class Runner:
         self._running: dict[str, _Item] = {}
         self._outcomes: dict[str, Outcome] = {}
         self._waits: dict[str, Reason] = {}
-        self._after: dict[str, frozenset[str]] = {}  # record id -> moves that must first leave its target
         self._seq = 0
         self._closing = False
         self._dispatcher = threading.Thread(target=self._dispatch, name="executor-dispatch", daemon=True)
@@ -84,9 +84,7 @@ class Runner:
             for move in moves:
                 rec = self.journal.create(new_record(move, time.time(), bw, plan_id))
                 after = admission.room_from(move, (*self._queue, *self._running.values()))
-                if after:
-                    self._after[rec.id] = after
-                self._queue.append(_Item(rec, move, self._seq))
+                self._queue.append(_Item(rec, move, self._seq, after))
                 self._seq += 1
                 out.append(rec)
             self._cv.notify_all()
@@ -160,7 +158,6 @@ class Runner:
 
     # -- internals ------------------------------------------------------------------------
     def _finish_unstarted(self, item: _Item, reason: Reason, detail: str) -> None:
-        self._after.pop(item.record.id, None)
         rec = self.journal.finish(item.record, MoveState.ABORTED, reason, None, detail)
         out = Outcome(OutcomeStatus.ABORTED, reason, rec, None, detail)
         self._outcomes[rec.id] = out
@@ -175,7 +172,7 @@ class Runner:
     def _admit_locked(self) -> None:
         if not self._queue:
             return
-        pending, running = admission.inputs(self._queue, self._running.values(), self._after)
+        pending, running = admission.inputs(self._queue, self._running.values())
         by_id = {i.record.id: i for i in self._queue}
         for d in admission.admit(pending, running, self.limits, len(self.endpoints)):
             item = by_id[d.id]
@@ -185,7 +182,6 @@ class Runner:
                     self.sink(Waiting(d.id, item.move.vm, d.reason, d.detail))
                 continue
             self._waits.pop(d.id, None)
-            self._after.pop(d.id, None)
             self._queue.remove(item)
             self._running[d.id] = item
             item.thread = threading.Thread(

@@ -44,6 +44,7 @@ class _Job:
     record: MigrationRecord
     move: Move
     seq: int
+    after: frozenset[str] = frozenset()  # ids of the moves that must first take a VM off its target
     ends_at: float = 0.0
     result: tuple[MoveState, Reason, str] | None = None  # final state when it ends
 
@@ -69,7 +70,6 @@ class SimExecutor:
         self.finished: list[MigrationRecord] = []
         self.waits: Counter[Reason] = Counter()  # each time a queued move starts waiting for a new reason
         self._wait_of: dict[str, Reason] = {}
-        self._after: dict[str, frozenset[str]] = {}  # record id -> moves that must first leave its target
         self._seq = 0
         cluster.processes.append(self)
 
@@ -84,9 +84,7 @@ class SimExecutor:
         for move in moves:
             rec = new_record(move, now, bw, plan_id, record_id=f"sim{self._seq:06d}")  # deterministic ids
             after = admission.room_from(move, (*self.queue, *self.running))
-            if after:
-                self._after[rec.id] = after
-            self.queue.append(_Job(rec, move, self._seq))
+            self.queue.append(_Job(rec, move, self._seq, after))
             self._seq += 1
             out.append(rec)
         self._admit(now)
@@ -130,7 +128,7 @@ class SimExecutor:
     def _admit(self, now: float) -> None:
         if not self.queue:
             return
-        pending, running = admission.inputs(self.queue, self.running, self._after)
+        pending, running = admission.inputs(self.queue, self.running)
         by_id = {j.record.id: j for j in self.queue}
         for d in admission.admit(pending, running, self.limits, self.cluster.n_hosts):
             job = by_id[d.id]
@@ -140,7 +138,6 @@ class SimExecutor:
                     self.waits[d.reason] += 1
                 continue
             self._wait_of.pop(d.id, None)
-            self._after.pop(d.id, None)
             self.queue.remove(job)
             self.running.append(job)
             self._start(job, now)
