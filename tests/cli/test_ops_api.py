@@ -17,7 +17,7 @@ from balancer.cli.ops_cmd import register
 from balancer.model import MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
-from balancer.store.records import Blocker, DrainProgress, DrainState, PlanStatus
+from balancer.store.records import Blocker, DrainProgress, PlanStatus
 from tests.api.harness import (
     NOW,
     READ_TOKEN,
@@ -28,6 +28,7 @@ from tests.api.harness import (
     serving,
     write_config,
 )
+from tests.cli.drain_steps import report_then_close
 from tests.store.builders import record
 
 app = typer.Typer()
@@ -167,13 +168,8 @@ def test_another_machine_needs_only_the_url_and_a_token(url: str, store: Store, 
 
 def test_drain_wait_ends_when_the_service_closes_the_drain(cfg_file: Path, store: Store) -> None:
     def service() -> None:
-        time.sleep(0.5)
-        d = store.drains(state=DrainState.OPEN)[0]
-        store.update_drain_progress(d.id, DrainProgress(1, 2**30, ("web-1",), 2, 0, 5.0), time.time())
-        time.sleep(0.3)
-        store.close_drain(
-            d.id, DrainState.DONE, "balancer", time.time(), progress=DrainProgress(0, 0, (), 3, 0, 0.0)
-        )
+        progress = DrainProgress(1, 2**30, ("web-1",), 2, 0, 5.0)
+        report_then_close(store, progress, DrainProgress(0, 0, (), 3, 0, 0.0))
 
     worker = threading.Thread(target=service)
     worker.start()

@@ -17,6 +17,7 @@ from balancer.model import MoveState
 from balancer.store import Store
 from balancer.store.records import DrainProgress, DrainState, MoveStatus, PlanStatus
 from tests.api.harness import NOW, free_port, plan, write_config
+from tests.cli.drain_steps import opened_drain, report_then_close
 from tests.store.builders import record
 
 app = typer.Typer()
@@ -108,16 +109,9 @@ def test_abort_needs_the_service(cfg_file: Path, store: Store) -> None:
 
 
 def test_drain_wait_ends_when_the_service_closes_the_drain(cfg_file: Path, store: Store) -> None:
-    def service() -> None:  # what the service's tick does once the host is empty
-        deadline = time.monotonic() + 20
-        while not store.drains(state=DrainState.OPEN) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        d = store.drains(state=DrainState.OPEN)[0]
-        store.update_drain_progress(d.id, DrainProgress(2, 9 * 2**30, ("web-1",), 1, 0, 30.0), time.time())
-        time.sleep(0.3)
-        store.close_drain(
-            d.id, DrainState.DONE, "balancer", time.time(), progress=DrainProgress(0, 0, (), 3, 0, 0.0)
-        )
+    def service() -> None:  # what the service's ticks do until the host is empty
+        progress = DrainProgress(2, 9 * 2**30, ("web-1",), 1, 0, 30.0)
+        report_then_close(store, progress, DrainProgress(0, 0, (), 3, 0, 0.0))
 
     worker = threading.Thread(target=service)
     worker.start()
@@ -136,8 +130,7 @@ def test_drain_wait_stops_past_the_deadline(cfg_file: Path, store: Store) -> Non
 
 def test_drain_wait_reports_a_cancelled_drain(cfg_file: Path, store: Store) -> None:
     def operator() -> None:
-        time.sleep(0.3)
-        store.close_drain(store.drains()[0].id, DrainState.CANCELLED, "carol", time.time())
+        store.close_drain(opened_drain(store).id, DrainState.CANCELLED, "carol", time.time())
 
     worker = threading.Thread(target=operator)
     worker.start()

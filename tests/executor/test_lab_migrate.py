@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from exec_labkit import BASE, CALM, MIB, copies, ensure_base, make_runner, running_on, wait_for
 
@@ -127,6 +125,5 @@ def test_precheck_refuses_target_without_memory_or_disk(lab: Lab, lab_guest, sto
     (out,) = runner.wait([runner.submit([move(guest.name, "h1", "h2")])[0].id], timeout=60)
     assert (out.status, out.reason) == (OutcomeStatus.FAILED, Reason.TARGET_NO_DISK)
     assert "pool images" in out.detail or "pool base" in out.detail
-    time.sleep(0)  # nothing to wait for: pre-checks touch nothing
     assert copies(lab, guest.name) == [("h1", "running")]
     assert not any("images" in p for p in out.record.created_volumes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from exec_simcluster import SimCluster
@@ -14,6 +13,7 @@ from balancer.executor.runner import Runner
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
+from tests.waiting import wait_for
 
 BASE = "/var/lib/libvirt/base/base.raw"
 FAST = ExecutorArgs(poll_seconds=0.05, settle_seconds=1.0, memory_headroom_mib=0)
@@ -159,10 +159,7 @@ def test_abort_running_move_leaves_vm_on_source(sim, sim_endpoints, store) -> No
     sim.behaviour.hang = True
     r = runner(sim, sim_endpoints, store)
     rec = r.submit([move("a", "h1", "h2")])[0]
-    deadline = time.monotonic() + 5
-    while not any(x.state == MoveState.MIGRATING for x in r.in_flight()):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for("a migration", lambda: any(x.state == MoveState.MIGRATING for x in r.in_flight()), 5)
     assert r.abort(rec.id)
     (out,) = r.wait([rec.id], timeout=10)
     assert (out.status, out.reason, out.record.state) == (
@@ -189,10 +186,7 @@ def test_shutdown_leaves_running_moves_and_aborts_queued(sim, sim_endpoints, sto
     sim.behaviour.hang = True
     r = runner(sim, sim_endpoints, store, args=FAST.model_copy(update={"no_progress_seconds": 60}))
     ra, rb = r.submit([move("a", "h1", "h2"), move("b", "h1", "h3")])
-    deadline = time.monotonic() + 5
-    while not any(x.state == MoveState.MIGRATING for x in r.in_flight()):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for("a migration", lambda: any(x.state == MoveState.MIGRATING for x in r.in_flight()), 5)
     left = r.shutdown(grace_seconds=0.2)
     assert [x.id for x in left] == [ra.id]
     assert store.get_record(rb.id).state == MoveState.ABORTED
