@@ -133,9 +133,10 @@ def drain_section() -> list[str]:
         out += [
             "",
             "Seconds in each journal state. What keeps the ratio above 1 is per migration, not per byte: "
-            "QEMU starting on the target and the switch-over (inside `migrating`), and pre-creating the "
-            "overlay (`copying_backing`; the first move to a host also proves its copy of the base image "
-            "equal by sha256, later ones reuse that proof). So the ratio tends to 1 as guests grow; with "
+            "QEMU starting on the target and the switch-over (inside `migrating`), and in "
+            "`copying_backing` the first move to each host proving its copy of the base image equal by "
+            "sha256 (later moves reuse that proof and only pre-create the overlay). So the ratio tends to "
+            "1 as guests grow; with "
             "tiny guests (`--quick`) it is several times the limit.",
         ]
     return [*out, ""]
