@@ -56,8 +56,11 @@ def test_recommend_stores_a_proposed_plan_and_moves_only_after_approval(
     assert [(rec.vm, rec.source, rec.target, rec.plan_id) for rec in records][:1] == [
         (first.vm, first.source, first.target, row.id)
     ]
+    # Handed over: the stored move names its journal record. It may already have ended, since the
+    # test driver's hosts report no free memory and the pre-check can fail before this line runs.
     started = r.store.get_plan(row.id).moves[0]
-    assert started.status == MoveStatus.STARTED and started.migration_id == records[0].id
+    assert started.migration_id == records[0].id, started
+    assert started.status in (MoveStatus.STARTED, MoveStatus.FAILED), started
     assert all(m.status == MoveStatus.PROPOSED for m in r.store.get_plan(row.id).moves[1:])
     # The test driver cannot live-migrate: the move ends failed, and the stored plan follows it.
     (outcome,) = r.runner.wait([records[0].id], timeout=60)
