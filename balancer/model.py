@@ -95,6 +95,7 @@ class VM:
     tags: VMTags = field(default_factory=VMTags)
     persistent: bool = True
     migrating: bool = False  # a migration job is running on it
+    cpu_std_cores: float = 0.0  # standard deviation of its CPU rate over the spread window
 
     @property
     def running(self) -> bool:

@@ -121,6 +121,10 @@ class VMOut(_Out):
     memory_bytes: int
     memory_used_bytes: int
     cpu_cores: float = Field(description="Smoothed cores used.")
+    cpu_std_cores: float = Field(
+        description="Standard deviation of its CPU over collection.spread_window samples; the planner "
+        "counts cpu_cores + policy.cpu_burst_sigmas × this."
+    )
     dirty_rate_bytes_s: float
     disk_bytes: int = Field(description="Allocated bytes of the VM's top images.")
     disks: list[DiskOut]

@@ -65,6 +65,7 @@ def vm(v: VM) -> VMOut:
         memory_bytes=v.memory_bytes,
         memory_used_bytes=v.memory_used_bytes,
         cpu_cores=v.cpu_cores,
+        cpu_std_cores=v.cpu_std_cores,
         dirty_rate_bytes_s=v.dirty_rate_bytes_s,
         disk_bytes=v.disk_allocated_bytes,
         disks=[

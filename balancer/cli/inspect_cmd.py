@@ -90,6 +90,7 @@ def register(app: typer.Typer) -> None:
                         "host": v.host,
                         "state": v.state,
                         "cpu_cores": v.cpu_cores,
+                        "cpu_std_cores": v.cpu_std_cores,
                         "memory_bytes": v.memory_bytes,
                         "disk_bytes": v.disk_allocated_bytes,
                     }

@@ -16,6 +16,12 @@ class CollectionArgs(BaseModel):
     window: int = Field(
         5, ge=1, le=1000, description="Samples in the moving window that smooths load (1 = no smoothing)."
     )
+    spread_window: int = Field(
+        24,
+        ge=0,
+        le=10000,
+        description="Samples over which each VM's CPU spread (std-dev) is measured; 0 = not measured.",
+    )
     history: int = Field(
         12, ge=1, le=10000, description="Smoothed host samples kept in a Snapshot for persistence checks."
     )

@@ -42,7 +42,9 @@ class Collector:
     def tick(self, now: float) -> Snapshot:
         """Poll every host once and return the smoothed Snapshot taken at ``now`` (epoch seconds)."""
         samples = self.source.collect(now)
-        self.state = advance(self.state, samples, self.args.window, self.args.history)
+        self.state = advance(
+            self.state, samples, self.args.window, self.args.history, self.args.spread_window
+        )
         self.last_samples = samples
         return build_snapshot(samples, self.state, now)
 

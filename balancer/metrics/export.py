@@ -118,7 +118,9 @@ class StateCollector(Collector):
         yield dur
 
         imb = GaugeMetricFamily(
-            "balancer_imbalance", "Std-dev of normalised load across hosts (last plan).", labels=["resource"]
+            "balancer_imbalance",
+            "Std-dev of normalised load across hosts as the last plan saw it (CPU with burst room).",
+            labels=["resource"],
         )
         over = GaugeMetricFamily("balancer_overloaded_hosts", "Hosts above a high-water mark (last plan).")
         pbytes = GaugeMetricFamily("balancer_plan_predicted_bytes", "Bytes the last plan predicts to copy.")

@@ -71,6 +71,7 @@ def _vms(s: HostSample, state: WindowState) -> list[VM]:
                 vcpus=v.vcpus,
                 memory_bytes=v.memory_bytes,
                 cpu_cores=w.cpu_cores if w else 0.0,
+                cpu_std_cores=w.cpu_std_cores if w else 0.0,
                 memory_used_bytes=round(w.memory_used_bytes) if w else v.memory_used_bytes,
                 dirty_rate_bytes_s=v.dirty_rate_bytes_s,
                 disks=v.disks,

@@ -13,6 +13,13 @@ reports 0.0 cores. A VM seen on a new host (it migrated) starts from the window 
 host, so its load follows it; only the counter baseline restarts. VMs that are not running or
 blocked add 0.0 cores (their CPU time does not advance; the test driver's would).
 
+Spread: the same CPU rates are also kept over the last ``spread`` samples (a longer series than the
+window), and their population standard deviation is the VM's CPU spread (``VM.cpu_std_cores``). The
+planner keeps room for part of it (``policy.cpu_burst_sigmas``): on 5-minute samples of real VMs the
+rates are close to independent from one sample to the next (PlanetLab traces, lag-1 autocorrelation
+0.05), so a host's chance to cross the mark depends on how bursty its VMs are, not only on their mean.
+With fewer than two rates the spread is 0.0.
+
 Memory: each poll adds the VM's used bytes (absolute, so it counts from the first poll).
 
 Hosts: every successful poll appends the sums of the host's VMs' smoothed CPU and memory to its
@@ -22,6 +29,7 @@ data and its VMs' windows unchanged until it answers again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -36,7 +44,8 @@ class VMWindow:
 
     host: str
     uuid: str
-    cpu: tuple[float, ...] = ()  # CPU rates, cores, oldest first
+    cpu: tuple[float, ...] = ()  # CPU rates, cores, oldest first (the smoothing window)
+    spread: tuple[float, ...] = ()  # the same rates over the longer spread window
     memory: tuple[float, ...] = ()  # used bytes, oldest first
     cpu_time_ns: int | None = None  # baseline of the next rate
     sampled_at: float | None = None  # source clock of that baseline
@@ -44,6 +53,10 @@ class VMWindow:
     @property
     def cpu_cores(self) -> float:
         return mean(self.cpu)
+
+    @property
+    def cpu_std_cores(self) -> float:
+        return pstdev(self.spread)
 
     @property
     def memory_used_bytes(self) -> float:
@@ -74,6 +87,15 @@ def mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
 
+def pstdev(values: Sequence[float]) -> float:
+    """Population standard deviation; 0.0 for fewer than two values. (Plain floats: statistics.pstdev
+    is exact but ~25× slower, and it runs for every VM on every tick.)"""
+    if len(values) < 2:
+        return 0.0
+    m = sum(values) / len(values)
+    return math.sqrt(sum((x - m) ** 2 for x in values) / len(values))
+
+
 def push(values: tuple[float, ...], value: float, size: int) -> tuple[float, ...]:
     """``values`` with ``value`` appended, keeping the newest ``size``."""
     return (*values, value)[-size:] if size > 0 else ()
@@ -87,29 +109,33 @@ def cpu_rate(prev_ns: int | None, prev_at: float | None, ns: int | None, at: flo
 
 
 def observe_vm(
-    prev: VMWindow | None, host: str, sample: VMSample, sampled_at: float, window: int
+    prev: VMWindow | None, host: str, sample: VMSample, sampled_at: float, window: int, spread: int = 0
 ) -> VMWindow:
     """The VM's window after one more poll; ``prev`` may come from another host (then no rate)."""
     prev = prev or VMWindow(host=host, uuid=sample.uuid)
     same_host = prev.host == host
-    cpu = prev.cpu
-    if not sample.accrues_cpu:
-        cpu = push(cpu, 0.0, window)
-    elif same_host:
-        rate = cpu_rate(prev.cpu_time_ns, prev.sampled_at, sample.cpu_time_ns, sampled_at)
-        if rate is not None:
-            cpu = push(cpu, rate, window)
+    rate: float | None = 0.0  # a VM that is not running adds 0.0 cores
+    if sample.accrues_cpu:
+        rate = None
+        if same_host:
+            rate = cpu_rate(prev.cpu_time_ns, prev.sampled_at, sample.cpu_time_ns, sampled_at)
+    cpu, spread_rates = prev.cpu, prev.spread
+    if rate is not None:
+        cpu, spread_rates = push(cpu, rate, window), push(spread_rates, rate, spread)
     return VMWindow(
         host=host,
         uuid=sample.uuid,
         cpu=cpu[-window:],
+        spread=spread_rates[-spread:] if spread > 0 else (),
         memory=push(prev.memory, float(sample.memory_used_bytes), window),
         cpu_time_ns=sample.cpu_time_ns,
         sampled_at=sampled_at,
     )
 
 
-def advance(state: WindowState, samples: Sequence[HostSample], window: int, history: int) -> WindowState:
+def advance(
+    state: WindowState, samples: Sequence[HostSample], window: int, history: int, spread: int = 0
+) -> WindowState:
     """Fold one tick's samples into the state. Hosts and VMs no longer reported are forgotten."""
     by_uuid: dict[str, VMWindow] = {}
     for w in state.vms.values():
@@ -125,7 +151,7 @@ def advance(state: WindowState, samples: Sequence[HostSample], window: int, hist
         cpu_total = memory_total = 0.0
         for v in s.vms:
             prev = state.vm(s.name, v.uuid) or by_uuid.get(v.uuid)
-            w = observe_vm(prev, s.name, v, s.sampled_at, window)
+            w = observe_vm(prev, s.name, v, s.sampled_at, window, spread)
             vms[(s.name, v.uuid)] = w
             cpu_total += w.cpu_cores
             memory_total += w.memory_used_bytes

@@ -62,7 +62,7 @@ def cluster() -> Snapshot:
             vm("web-1", "h1", cpu_cores=2.0),
             vm("web-2", "h1", cpu_cores=2.0),
             vm("db-1", "h1", memory_bytes=64 * GIB),
-            vm("app-1", "h2"),
+            vm("app-1", "h2", cpu_std_cores=0.25),
         ],
     )
 

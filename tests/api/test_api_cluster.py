@@ -100,7 +100,8 @@ def test_vms_all_and_of_one_host(client: TestClient) -> None:
         "db-1",
         "app-1",
     }
-    assert [v["name"] for v in client.get("/v1/vms?host=h2", headers=READ).json()] == ["app-1"]
+    (app,) = client.get("/v1/vms?host=h2", headers=READ).json()
+    assert (app["name"], app["cpu_cores"], app["cpu_std_cores"]) == ("app-1", 1.0, 0.25)
     db = client.get("/v1/vms/db-1", headers=READ).json()
     assert (db["host"], db["memory_bytes"], db["disks"][0]["target"]) == ("h1", 64 * 2**30, "vda")
 

@@ -99,3 +99,13 @@ def test_a_migrated_vm_keeps_its_window_on_the_new_host_but_needs_a_new_baseline
     assert s.hosts["h2"].cpu_history == (0.0, 0.0, 3.0)
     s = advance(s, [host("h1", 3.0), host("h2", 3.0, vm(1_000_000_050))], 5, 5)
     assert s.vm("h2", "u1").cpu == (3.0, 1.0)  # type: ignore[union-attr]
+
+
+def test_a_migrated_vm_keeps_its_cpu_spread_on_the_new_host() -> None:
+    s = WindowState()
+    s = advance(s, [host("h1", 0.0, vm(0)), host("h2", 0.0)], 2, 5, spread=4)
+    s = advance(s, [host("h1", 1.0, vm(1_000_000_000)), host("h2", 1.0)], 2, 5, spread=4)
+    s = advance(s, [host("h1", 2.0, vm(4_000_000_000)), host("h2", 2.0)], 2, 5, spread=4)
+    s = advance(s, [host("h1", 3.0), host("h2", 3.0, vm(50))], 2, 5, spread=4)  # arrived on h2
+    moved = s.vm("h2", "u1")
+    assert moved is not None and moved.spread == (1.0, 3.0) and moved.cpu_std_cores == pytest.approx(1.0)

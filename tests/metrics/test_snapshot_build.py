@@ -59,7 +59,7 @@ B = HostEndpoint("b", "qemu+tls://b/system", cpus=24.0, memory_bytes=200 * GIB, 
 
 
 def tick(state: WindowState, samples: list[HostSample], now: float):  # type: ignore[no-untyped-def]
-    state = advance(state, samples, window=2, history=3)
+    state = advance(state, samples, window=2, history=3, spread=3)
     return state, build_snapshot(samples, state, now)
 
 
@@ -90,6 +90,8 @@ def test_vm_values_are_smoothed_except_the_memory_it_holds() -> None:
     s, snap = tick(s, [sample(A, 2.0, vm("x", 4 * 10**9, used=6 * GIB, memory=6 * GIB))], 2.0)
     x = snap.vm("x")
     assert x.cpu_cores == (3.0 + 1.0) / 2  # window=2
+    assert x.cpu_std_cores == 1.0  # population std-dev of the rates 3 and 1 (spread window 3)
+    assert snapshot_from_json(snapshot_to_json(snap)).vm("x").cpu_std_cores == 1.0
     assert x.memory_used_bytes == 5 * GIB  # mean of the last two
     assert x.memory_bytes == 6 * GIB  # as held now
     assert snap.host("a").cpu_history == (0.0, 3.0, 2.0)

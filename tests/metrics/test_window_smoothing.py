@@ -132,3 +132,38 @@ def test_down_hosts_keep_their_state_and_vanished_vms_and_hosts_are_forgotten() 
     assert s.hosts["b"].cpu_history == (0.0,)  # nothing appended for the failed tick
     s = advance(s, [host("a", 2, vm(2 * 10**9, "x"))], 3, 3)
     assert set(s.hosts) == {"a"} and set(s.vms) == {("a", "x")}
+
+
+def spread_of(series: list[float], window: int, spread: int) -> list[VMWindow]:
+    """Feed per-second CPU rates through a VM's window with a spread window; every window after each."""
+    ns, out = 0, []
+    w = observe_vm(None, "h", vm(ns), 0.0, window, spread)
+    for t, r in enumerate(series, start=1):
+        ns += round(r * 1e9)
+        w = observe_vm(w, "h", vm(ns), float(t), window, spread)
+        out.append(w)
+    return out
+
+
+@given(rates, windows, st.integers(0, 30))
+def test_cpu_spread_is_the_std_dev_of_the_last_spread_rates_and_leaves_the_mean_alone(
+    series: list[float], window: int, spread: int
+) -> None:
+    for i, w in enumerate(spread_of(series, window, spread)):
+        last = series[max(0, i + 1 - spread) : i + 1] if spread else []
+        if len(last) < 2:
+            assert w.cpu_std_cores == 0.0
+        else:
+            m = sum(last) / len(last)
+            std = (sum((x - m) ** 2 for x in last) / len(last)) ** 0.5
+            assert abs(w.cpu_std_cores - std) < 1e-6 * max(1.0, std)
+        mean_last = series[max(0, i + 1 - window) : i + 1]
+        assert abs(w.cpu_cores - sum(mean_last) / len(mean_last)) < 1e-6
+
+
+def test_a_steady_vm_has_no_spread_and_a_bursty_one_has_its_std_dev() -> None:
+    (*_, steady) = spread_of([2.0] * 30, 5, 24)
+    (*_, bursty) = spread_of([0.0, 4.0] * 15, 5, 24)
+    assert steady.cpu_std_cores < 1e-6
+    assert abs(bursty.cpu_std_cores - 2.0) < 1e-6
+    assert len(bursty.spread) == 24 and len(bursty.cpu) == 5
