@@ -4,7 +4,7 @@ Each variant of ``policy.plan`` changes one or two knobs from the defaults; the 
 and threshold-greedy baselines are the references. Every run is scored against the default CPU mark
 (80 %), whatever mark the variant plans with. Writes bench/results/sim_sweep.json and sim_sweep.md.
 
-    python bench/sim_sweep.py           # 11 variants × seeds 1,2,3, 50 hosts / 1,000 VMs / 24 h (~10 min)
+    python bench/sim_sweep.py           # 15 variants × seeds 1,2,3, 50 hosts / 1,000 VMs / 24 h (~12 min)
     python bench/sim_sweep.py --quick   # 10 hosts / 200 VMs / 2 h, seed 1 (seconds)
 """
 
@@ -42,7 +42,11 @@ def ours(name: str, note: str, window: int = 5, **knobs: Any) -> Variant:
 
 
 VARIANTS = (
-    ours("ours", "defaults: min_improvement 0.03, hold_ticks 3, window 5, cpu_high 0.80"),
+    ours(
+        "ours",
+        "defaults: cpu_burst_sigmas 0.5 (spread over 24 samples), min_improvement 0.03, hold_ticks 3, "
+        "window 5, cpu_high 0.80",
+    ),
     ours("ours hold_ticks=1", "act on the first smoothed tick over the mark", hold_ticks=1),
     ours("ours window=10", "smooth over 50 min instead of 25", window=10),
     ours("ours min_improvement=0", "no balance margin (cooldown and cost kept)", min_improvement=0.0),
@@ -57,6 +61,13 @@ VARIANTS = (
     ),
     ours("ours cpu_high=0.70", "plan to 70 %, scored at 80 % (a noise margin under the SLO)", cpu_high=0.70),
     ours("ours cpu_weight=2", "CPU imbalance counts twice (overload is CPU here)", cpu_weight=2.0),
+    ours(
+        "ours cpu_burst_sigmas=0",
+        "plan on the mean CPU, no room for spread (the default until now)",
+        cpu_burst_sigmas=0.0,
+    ),
+    ours("ours cpu_burst_sigmas=0.25", "room for a quarter of each VM's CPU std-dev", cpu_burst_sigmas=0.25),
+    ours("ours cpu_burst_sigmas=1", "room for one std-dev", cpu_burst_sigmas=1.0),
     Variant("stddev-whatif", baselines.stddev_whatif, note="reference (c)"),
     Variant("threshold-greedy", baselines.threshold_greedy, note="reference (b)"),
 )

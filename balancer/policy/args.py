@@ -52,6 +52,15 @@ class PolicyArgs(_Frozen):
     quarantine_minutes: float = Field(
         120.0, ge=0, description="A VM whose migration failed is left alone for this long."
     )
+    # Room for bursts: sampled every few minutes, real VMs' CPU is nearly independent from one sample
+    # to the next, so a host crosses the mark by the spikes of its VMs around their means. Planning
+    # with mean + k·σ keeps bursty VMs apart and leaves steady ones packed (bench/sim_sweep.py).
+    cpu_burst_sigmas: float = Field(
+        0.5,
+        ge=0,
+        le=10,
+        description="Plan a VM's CPU as its mean plus this many standard deviations (cpu_std_cores).",
+    )
     cpu_weight: float = Field(1.0, ge=0, description="Weight of CPU in the combined imbalance.")
     memory_weight: float = Field(1.0, ge=0, description="Weight of memory in the combined imbalance.")
     memory_resend_cap: float = Field(

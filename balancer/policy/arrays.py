@@ -9,8 +9,10 @@ Definitions the rest of the planner relies on:
 * usable capacity = capacity − reserve (``cpu_reserve_cores``, ``memory_reserve_mib``), floored at 0;
   disk capacity is ``host.disk_bytes``, and 0 means unknown: no disk limit (``inf``).
 * mark = high-water mark in units: ``cpu_high``·cpu, ``memory_high``·memory, ``disk_high``·disk.
-* demand of a VM = (``cpu_cores``, ``memory_bytes``, ``disk_allocated_bytes``); a host's used = the sum over
-  the VMs whose *home* it is, plus (disk only) the backing files known to be on it.
+* demand of a VM = (``cpu_cores`` + ``cpu_sigmas`` · ``cpu_std_cores``, ``memory_bytes``,
+  ``disk_allocated_bytes``); a host's used = the sum over the VMs whose *home* it is, plus (disk only) the
+  backing files known to be on it. ``cpu_sigmas`` is ``policy.cpu_burst_sigmas`` for ours and 0 for the
+  baselines: room kept for each VM's bursts, so bursty VMs are not stacked on one host.
 * home = the host a VM counts on: its snapshot host, or the target of its migration in flight
   (``state.in_flight``: "their targets' load counts as already arrived").
 * active hosts = UP, not draining, not in ``rules.exclude_hosts``, with usable cpu and memory > 0. They are
@@ -69,7 +71,12 @@ class ClusterArrays:
 
     @classmethod
     def of(
-        cls, snap: Snapshot, state: PlannerState, thresholds: ThresholdArgs, rules: RulesArgs
+        cls,
+        snap: Snapshot,
+        state: PlannerState,
+        thresholds: ThresholdArgs,
+        rules: RulesArgs,
+        cpu_sigmas: float = 0.0,
     ) -> ClusterArrays:
         hosts = tuple(sorted(snap.hosts, key=lambda h: h.name))
         vms = tuple(sorted(snap.vms, key=lambda v: v.name))
@@ -86,7 +93,7 @@ class ClusterArrays:
         high = np.array([thresholds.cpu_high, thresholds.memory_high, thresholds.disk_high])
         mark = cap * high
 
-        table = _vm_table(vms, host_index)
+        table = _vm_table(vms, host_index, cpu_sigmas)
         demand, home, in_flight, running = table.demand, table.home, table.in_flight, table.running
         for m in state.in_flight:
             vi = vm_index.get(m.vm)
@@ -173,7 +180,7 @@ class _VMTable:
     chains: tuple[np.ndarray, ...]
 
 
-def _vm_table(vms: tuple[VM, ...], host_index: dict[str, int]) -> _VMTable:
+def _vm_table(vms: tuple[VM, ...], host_index: dict[str, int], cpu_sigmas: float) -> _VMTable:
     """One pass over the VMs: demand, placement, flags, and their backing files (sorted by path)."""
     cpu, mem, disk, home, moving, running, dirty = [], [], [], [], [], [], []
     sizes: dict[str, int] = {}
@@ -189,7 +196,7 @@ def _vm_table(vms: tuple[VM, ...], host_index: dict[str, int]) -> _VMTable:
                 if sizes.get(b.path, -1) < b.allocated_bytes:
                     sizes[b.path] = b.allocated_bytes
         chain.append(chain_of.setdefault(tuple(paths), len(chain_of)))
-        cpu.append(v.cpu_cores)
+        cpu.append(v.cpu_cores + cpu_sigmas * v.cpu_std_cores)
         mem.append(v.memory_bytes)
         disk.append(alloc)
         home.append(host_index.get(v.host, -1))

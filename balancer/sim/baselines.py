@@ -5,7 +5,8 @@ never move a VM that is migrating or queued (``state.in_flight``), count such a 
 ("as already arrived", arrays.py), only move running VMs, only onto active hosts, keep every target's
 memory at or under ``memory_high`` and its (observed) CPU at or under ``cpu_high`` after the move, and
 plan at most ``policy.max_moves_per_tick`` moves per tick. Their moves run through the same executor
-limits. What they lack, each on purpose, is named below.
+limits. Like the peers they plan on each VM's mean CPU: no room for its spread (ours keeps
+``policy.cpu_burst_sigmas`` standard deviations). What else they lack, each on purpose, is named below.
 
 * :func:`no_balancing`: never moves anything.
 * :func:`threshold_greedy`, as simple balancers do: every host whose CPU is over the mark right now

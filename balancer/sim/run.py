@@ -5,9 +5,9 @@ Each tick does what ``service.core`` does: ``Collector.tick(now)`` (SimSource ru
 ``PlannerState(in_flight = queued + running moves, recent = moves finished within max(cooldown,
 quarantine))``, then every planned move whose VM is not already queued or running is submitted.
 
-Ticks are one trace sample apart (300 s). Before ``t0`` the collector is warmed up for ``window`` ticks
-on the day's last samples (the day repeats), without planning, so the first plan already sees a full
-smoothing window; the figures cover ``[t0, t0 + hours)`` only.
+Ticks are one trace sample apart (300 s). Before ``t0`` the collector is warmed up for ``window`` (or
+``spread_window``, if longer) ticks on the day's last samples (the day repeats), without planning, so the
+first plan already sees full windows; the figures cover ``[t0, t0 + hours)`` only.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def run(
     ticks = round(hours * 3600.0 / step)
     if not 0 < ticks <= trace.samples:
         raise ValueError(f"hours={hours}: the trace holds 1 to {trace.samples} ticks of {step:g} s")
-    warm = collection.window
+    warm = max(collection.window, collection.spread_window)
     cpu_high = plan_args.thresholds.cpu_high if measure_cpu_high is None else measure_cpu_high
     cluster = build(sim, trace, t0, cpu_high, start=t0 - warm * step)
     executor = SimExecutor(cluster, limits, resend_cap=plan_args.policy.memory_resend_cap)

@@ -32,21 +32,22 @@ def usable(snap: Snapshot, args: PlanArgs) -> dict[str, tuple[float, float]]:
     }
 
 
-def used(snap: Snapshot, state: PlannerState) -> dict[str, list[float]]:
-    """cpu, memory, disk used per host, VMs in flight counted on their target."""
+def used(snap: Snapshot, state: PlannerState, cpu_sigmas: float = 0.0) -> dict[str, list[float]]:
+    """cpu, memory, disk used per host, VMs in flight counted on their target; a VM's CPU is its
+    mean plus ``cpu_sigmas`` (policy.cpu_burst_sigmas) standard deviations."""
     flight = {m.vm: m.target for m in state.in_flight}
     out = {h.name: [0.0, 0.0, 0.0] for h in snap.hosts}
     for v in snap.vms:
         host = flight.get(v.name, v.host)
         if host in out:
-            out[host][0] += v.cpu_cores
+            out[host][0] += v.cpu_cores + cpu_sigmas * v.cpu_std_cores
             out[host][1] += v.memory_bytes
             out[host][2] += v.disk_allocated_bytes
     return out
 
 
 def loads(snap: Snapshot, state: PlannerState, args: PlanArgs) -> dict[str, tuple[float, float]]:
-    cap, use = usable(snap, args), used(snap, state)
+    cap, use = usable(snap, args), used(snap, state, args.policy.cpu_burst_sigmas)
     return {
         h: (use[h][0] / c[0] if c[0] > 0 else 0.0, use[h][1] / c[1] if c[1] > 0 else 0.0)
         for h, c in cap.items()

@@ -38,6 +38,7 @@ def cases(
                 draw(st.sampled_from(names)),
                 state=draw(st.sampled_from(["running"] * 8 + ["shutoff", "paused"])),
                 cpu_cores=draw(st.sampled_from([0.25, 0.5, 1.0, 2.0, 3.0, 5.0])),
+                cpu_std_cores=draw(st.sampled_from([0.0, 0.0, 0.25, 1.0])),
                 memory_bytes=draw(st.sampled_from([1, 2, 4, 8, 12])) * GIB,
                 dirty_rate_bytes_s=draw(st.sampled_from([0.0] * 4 + [20.0, 150.0])) * MIB,
                 disks=(disk(allocated_bytes=draw(st.integers(1, 40)) * GIB, backing_files=(base,)),),
@@ -53,7 +54,7 @@ def cases(
         )
     used = {n: [0.0, 0.0] for n in names}
     for v in vms:
-        used[v.host][0] += v.cpu_cores
+        used[v.host][0] += v.cpu_cores  # a host's history sums its VMs' means
         used[v.host][1] += v.memory_bytes
     hosts = []
     for n in names:
@@ -120,6 +121,7 @@ def cases(
             max_moves_per_tick=budget if budget is not None else draw(st.integers(0, 6)),
             min_improvement=draw(st.sampled_from([0.0, 0.05, 0.1])),
             memory_weight=draw(st.sampled_from([1.0, 2.0])),
+            cpu_burst_sigmas=draw(st.sampled_from([0.0, 0.5, 1.0])),
         ),
         rules=rule_args,
     )

@@ -81,3 +81,20 @@ def test_weights_zero_turn_balancing_off() -> None:
     off = PlanArgs(policy=PolicyArgs(cpu_weight=0.0, memory_weight=0.0))
     p = plan(skewed(), PlannerState(), off, NOW)
     assert p.moves == () and p.imbalance_before == 0.0
+
+
+def test_burst_room_separates_bursty_vms_that_the_mean_calls_balanced() -> None:
+    # Both hosts carry 8 cores on average; h1's VMs swing by ±2 cores, h2's are flat. On the mean the
+    # cluster is balanced; with room for half a standard deviation h1 plans at 12 cores, so one bursty
+    # VM goes to h2 (and never a flat one: that would widen the gap).
+    snap = snapshot(
+        [host("h1"), host("h2")],
+        [vm(f"b{i}", "h1", cpu_cores=2.0, cpu_std_cores=2.0, memory_bytes=GIB) for i in range(4)]
+        + [vm(f"s{i}", "h2", cpu_cores=2.0, memory_bytes=GIB) for i in range(4)],
+    )
+    on_mean = plan(snap, PlannerState(), PlanArgs(policy=PolicyArgs(cpu_burst_sigmas=0.0)), NOW)
+    assert on_mean.moves == ()
+    with_room = plan(snap, PlannerState(), PlanArgs(policy=PolicyArgs(cpu_burst_sigmas=0.5)), NOW)
+    assert [(m.source, m.target) for m in with_room.moves] == [("h1", "h2")]
+    assert with_room.moves[0].vm.startswith("b")
+    assert with_room.imbalance_after < with_room.imbalance_before

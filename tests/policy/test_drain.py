@@ -157,3 +157,25 @@ def test_room_freed_by_a_migration_in_flight_is_waited_for() -> None:
     flying = (Move("x", "h1", "h2", Reason.BALANCE, MoveCost(0, 0, 0, 0.0)),)
     p = plan(snap, PlannerState(in_flight=flying), PlanArgs(), NOW)
     assert [(m.vm, m.source, m.target, m.after) for m in p.moves] == [("y", "h3", "h1", ("x",))]
+
+
+def test_targets_keep_room_for_a_bursty_vms_spread() -> None:
+    # x averages 2 cores but swings by 2. On its mean it fits h2 (10 + 2 ≤ 12.8, the 80 % mark of 16)
+    # and h2 is the better-balanced choice (it evens out memory); with room for half its spread x
+    # counts 3 cores, which h2 cannot take, so it goes to the larger h3.
+    snap = snapshot(
+        [
+            host("h1", state=HostState.DRAINING),
+            host("h2"),
+            host("h3", cpus=32.0, memory_bytes=128 * GIB),
+        ],
+        [
+            vm("x", "h1", cpu_cores=2.0, cpu_std_cores=2.0, memory_bytes=16 * GIB),
+            vm("flat2", "h2", cpu_cores=10.0, memory_bytes=4 * GIB),
+            vm("flat3", "h3", cpu_cores=20.0, memory_bytes=40 * GIB),
+        ],
+    )
+    (on_mean,) = plan(snap, PlannerState(), PlanArgs(policy=PolicyArgs(cpu_burst_sigmas=0.0)), NOW).moves
+    assert (on_mean.vm, on_mean.target) == ("x", "h2")
+    (with_room,) = plan(snap, PlannerState(), PlanArgs(policy=PolicyArgs(cpu_burst_sigmas=0.5)), NOW).moves
+    assert (with_room.vm, with_room.target) == ("x", "h3")

@@ -39,7 +39,7 @@ def test_every_target_stays_under_its_marks_and_is_eligible(case: Case) -> None:
         assert h.state == HostState.UP and m.target not in case.state.draining
         assert m.target not in case.args.rules.exclude_hosts
         cur = apply(cur, [m])
-        use = used(cur, case.state)[m.target]
+        use = used(cur, case.state, case.args.policy.cpu_burst_sigmas)[m.target]
         assert use[0] <= th.cpu_high * cap[m.target][0] * (1 + 1e-9) + 1e-9
         assert use[1] <= th.memory_high * cap[m.target][1] * (1 + 1e-9) + 1
         if h.disk_bytes:
