@@ -4,7 +4,7 @@ Each variant of ``policy.plan`` changes one or two knobs from the defaults; the 
 and threshold-greedy baselines are the references. Every run is scored against the default CPU mark
 (80 %), whatever mark the variant plans with. Writes bench/results/sim_sweep.json and sim_sweep.md.
 
-    python bench/sim_sweep.py           # 15 variants × seeds 1,2,3, 50 hosts / 1,000 VMs / 24 h (~12 min)
+    python bench/sim_sweep.py           # 15 variants × seeds 1,2,3, 50 hosts / 1,000 VMs / 24 h (~8 min)
     python bench/sim_sweep.py --quick   # 10 hosts / 200 VMs / 2 h, seed 1 (seconds)
 """
 

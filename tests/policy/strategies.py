@@ -142,3 +142,41 @@ def replace_model(model: RulesArgs, **kw: object) -> RulesArgs:
 
 
 __all__ = ["Case", "cases", "replace"]
+
+
+@st.composite
+def tight_drains(draw: st.DrawFn) -> Case:
+    """Memory-tight clusters where moves must wait for room: one host drains onto 2-3 hosts filled
+    close to their memory mark, while some of their VMs are migrating away (in flight) and others
+    may be planned away by the same plan."""
+    n_h = draw(st.integers(3, 4))
+    names = [f"h{i}" for i in range(n_h)]
+    vms: list[VM] = []
+    for i in range(draw(st.integers(4, 12))):
+        vms.append(
+            vm(
+                f"v{i:02d}",
+                draw(st.sampled_from(names)),
+                cpu_cores=draw(st.sampled_from([0.25, 0.5, 1.0])),
+                memory_bytes=draw(st.sampled_from([2, 4, 6, 8])) * GIB,
+                disks=(disk(allocated_bytes=draw(st.integers(1, 8)) * GIB, backing_files=(BASES[0],)),),
+            )
+        )
+    hosts = [host(n, memory_bytes=draw(st.sampled_from([16, 20, 24])) * GIB, backing_files=()) for n in names]
+    movable = [v for v in vms if v.host != names[0]]
+    flying = draw(st.lists(st.sampled_from(movable), max_size=3, unique=True)) if movable else []
+    in_flight = tuple(
+        Move(
+            v.name,
+            v.host,
+            draw(st.sampled_from([n for n in names[1:] if n != v.host])),
+            Reason.BALANCE,
+            MoveCost(0, 0, 0, 0.0),
+        )
+        for v in flying
+    )
+    args = PlanArgs(
+        policy=PolicyArgs(max_moves_per_tick=draw(st.integers(0, 3)), min_improvement=0.0),
+    )
+    state = PlannerState(draining=frozenset({names[0]}), in_flight=in_flight)
+    return Case(snapshot(hosts, vms), state, args)
