@@ -41,7 +41,10 @@ class PolicyArgs(_Frozen):
     # std-dev shrinks as 1 / hosts; at 50 hosts no move ever clears 10 % (bench/sim_sweep.py: the
     # balance goal never ran in 288 ticks). 3 % (with cpu_burst_sigmas) beat the std-dev what-if.
     min_improvement: float = Field(
-        0.03, ge=0, le=1.0, description="A balance move must cut the imbalance by at least this fraction."
+        0.03,
+        ge=0,
+        le=1.0,
+        description="A balance move must cut the imbalance by at least this fraction (~1.5 / hosts).",
     )
     max_moves_per_tick: int = Field(
         4, ge=0, le=10000, description="Hotspot and balance moves planned per tick (drains are not capped)."
