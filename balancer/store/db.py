@@ -4,14 +4,18 @@ Every read and write runs in ``Database.read()``/``write()``, which commit on su
 any exception, and turn SQLAlchemy/driver errors into ``StoreError`` carrying the database's own text.
 
 SQLite: WAL journal (the API and the loop read while the other writes), a busy timeout, foreign keys
-on, ``check_same_thread=False`` (the engine pools connections across threads). Write transactions
-begin IMMEDIATE so two writers queue on the busy timeout instead of failing on a lock upgrade.
+on, ``check_same_thread=False`` (the engine pools connections across threads). Switching a file to WAL
+takes an exclusive lock and SQLite answers "database is locked" at once instead of waiting on the busy
+timeout, so two instances opening a fresh file together retry that switch (it is set once per file).
+Write transactions begin IMMEDIATE so two writers queue on the busy timeout instead of failing on a
+lock upgrade.
 JSON is strict on both backends (no NaN/Infinity), because PostgreSQL's JSONB rejects them.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -23,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from balancer.errors import StoreError
 
@@ -60,9 +65,9 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # the driver's implicit BEGIN off: "begin" below emits ours
         cur = dbapi_conn.cursor()
-        if not memory:
-            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        if not memory:
+            _use_wal(cur, busy_timeout)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -71,6 +76,26 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
     return engine
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _use_wal(cur: sqlite3.Cursor, busy_timeout: float) -> None:
+    """Put the file in WAL mode, retrying for up to ``busy_timeout`` while another connection holds it."""
+
+    @retry(
+        retry=retry_if_exception(_locked),
+        wait=wait_exponential(multiplier=0.01, max=0.2),
+        stop=stop_after_delay(busy_timeout),
+        reraise=True,
+    )
+    def switch() -> None:
+        if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            cur.execute("PRAGMA journal_mode=WAL")
+
+    switch()
 
 
 def create(url: str, busy_timeout: float = 30.0) -> Engine:
