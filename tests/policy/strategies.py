@@ -141,14 +141,12 @@ def replace_model(model: RulesArgs, **kw: object) -> RulesArgs:
     return model.model_copy(update=kw)
 
 
-__all__ = ["Case", "cases", "replace"]
-
 
 @st.composite
 def tight_drains(draw: st.DrawFn) -> Case:
-    """Memory-tight clusters where moves must wait for room: one host drains onto 2-3 hosts filled
-    close to their memory mark, while some of their VMs are migrating away (in flight) and others
-    may be planned away by the same plan."""
+    """Memory-tight clusters where moves may have to wait for room: h0 drains onto 2-3 small hosts
+    (16-24 GiB) that hold 4-12 VMs of 2-8 GiB between them, while up to 3 of their VMs are migrating
+    away (in flight) and others may be planned away by the same plan."""
     n_h = draw(st.integers(3, 4))
     names = [f"h{i}" for i in range(n_h)]
     vms: list[VM] = []
@@ -180,3 +178,6 @@ def tight_drains(draw: st.DrawFn) -> Case:
     )
     state = PlannerState(draining=frozenset({names[0]}), in_flight=in_flight)
     return Case(snapshot(hosts, vms), state, args)
+
+
+__all__ = ["Case", "cases", "replace", "tight_drains"]
