@@ -136,8 +136,7 @@ def drain_section() -> list[str]:
             "QEMU starting on the target and the switch-over (inside `migrating`), and in "
             "`copying_backing` the first move to each host proving its copy of the base image equal by "
             "sha256 (later moves reuse that proof and only pre-create the overlay). So the ratio tends to "
-            "1 as guests grow; with "
-            "tiny guests (`--quick`) it is several times the limit.",
+            "1 as guests grow; with tiny guests (`--quick`) it is several times the limit.",
         ]
     return [*out, ""]
 
