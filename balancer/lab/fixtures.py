@@ -27,6 +27,7 @@ import pytest
 
 from balancer.lab.bringup import REQUIRED_TOOLS
 from balancer.lab.domain import LabGuest
+from balancer.lab.errors import LabError
 from balancer.lab.lab import Lab
 
 LAB_HOSTS = 3
@@ -129,6 +130,9 @@ def lab_guest(lab: Lab, lab_timings: LabTimings) -> Iterator[GuestFactory]:
         if wait:
             lab.wait_heartbeat(host, name, timeout=GUEST_BOOT_TIMEOUT_S)
             lab_timings.record("guest create to first heartbeat", time.monotonic() - started)
+            trouble = lab.guest_trouble(host, name)
+            if trouble:  # e.g. OOM kills: the guest would not carry the load the test counts on
+                raise LabError(f"guest {name} on {host} is in trouble after booting: {trouble}")
         return guest
 
     yield create

@@ -23,6 +23,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import libvirt
@@ -31,7 +32,7 @@ from balancer.lab import bringup, config_yaml, daemon, mountns, netns, serial, s
 from balancer.lab.accel import resolve_virt_type
 from balancer.lab.command import run
 from balancer.lab.connection import connect, connected
-from balancer.lab.domain import LabGuest, domain_xml, serial_log_path
+from balancer.lab.domain import SYSTEM_EMULATOR, TCG_EMULATOR, LabGuest, domain_xml, serial_log_path
 from balancer.lab.errors import LabError, LabTimeoutError
 from balancer.lab.guest_image import ensure_guest_image
 from balancer.lab.layout import LabLayout, cache_root, default_lab_dir, host_name
@@ -191,17 +192,33 @@ class Lab:
         netns.set_link(self.layout, host, up=True)
 
     # ------------------------------------------------------------------ guests
-    def _guest_files(self) -> tuple[str, str, Path]:
-        """(kernel, initrd, base image): kernel and initrd copied into the lab once, so they stay
-        the same for the lab's whole life even if the shared cache is rebuilt meanwhile."""
+    def _guest_files(self) -> tuple[str, str, str, Path]:
+        """(kernel, initrd, TCG emulator, base image): kernel, initrd and the emulator wrapper
+        copied into the lab once, so they stay the same for the lab's whole life even if the shared
+        cache is rebuilt meanwhile (guest/qemu-tcg.sh says why TCG guests need the wrapper)."""
         image = ensure_guest_image(cache_root() / "guest")
-        for src, name in ((image.kernel, "vmlinuz"), (image.initrd, "initrd.gz")):
+        wrapper = (resources.files("balancer.lab") / "guest" / "qemu-tcg.sh").read_bytes()
+        files: tuple[tuple[Path | bytes, str], ...] = (
+            (image.kernel, "vmlinuz"),
+            (image.initrd, "initrd.gz"),
+            (wrapper, TCG_EMULATOR),
+        )
+        for content, name in files:
             target = self.layout.guest_dir / name
             if not target.exists():
                 tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
-                shutil.copyfile(src, tmp)
+                if isinstance(content, bytes):
+                    tmp.write_bytes(content)
+                    tmp.chmod(0o755)
+                else:
+                    shutil.copyfile(content, tmp)
                 tmp.replace(target)
-        return str(self.layout.guest_dir / "vmlinuz"), str(self.layout.guest_dir / "initrd.gz"), image.base
+        return (
+            str(self.layout.guest_dir / "vmlinuz"),
+            str(self.layout.guest_dir / "initrd.gz"),
+            str(self.layout.guest_dir / TCG_EMULATOR),
+            image.base,
+        )
 
     def create_guest(
         self,
@@ -236,7 +253,7 @@ class Lab:
         taken = [d.host for d in self.domains() if d.name == name]
         if taken:
             raise LabError(f"a domain named {name!r} exists already on {', '.join(taken)}")
-        kernel, initrd, base = self._guest_files()
+        kernel, initrd, tcg_emulator, base = self._guest_files()
         with connected(self.host(host).control_uri) as conn:
             storage.ensure_base(conn, self.layout, host, base)
             storage.create_overlay(conn, guest)
@@ -251,7 +268,8 @@ class Lab:
                     guest.disk_path,
                     check=True,
                 )
-            conn.defineXML(domain_xml(guest, kernel, initrd)).create()
+            emulator = tcg_emulator if guest.virt_type == "qemu" else SYSTEM_EMULATOR
+            conn.defineXML(domain_xml(guest, kernel, initrd, emulator)).create()
         return guest
 
     def delete_guest(self, name: str) -> None:
@@ -310,6 +328,24 @@ class Lab:
         """True if the guest booted on `host` (its banner is in that host's log), i.e. it was
         started or restarted there rather than live-migrated in."""
         return serial.saw_boot(Path(self.host_path(host, serial_log_path(vm))))
+
+    def guest_trouble(self, host: str, vm: str) -> list[str]:
+        """Lines where the guest's kernel reported trouble (an OOM kill, oops, panic, ...) while it
+        ran on `host`; empty for a healthy guest."""
+        return serial.kernel_trouble(Path(self.host_path(host, serial_log_path(vm))))
+
+    def wait_live_arrival(self, host: str, vm: str, after: int, timeout: float = 30.0) -> int:
+        """Await a heartbeat above `after` on `host`, where a live migration brought the guest, and
+        prove it arrived live and healthy: no boot banner in that host's log (it did not restart
+        there) and no kernel trouble. Returns the heartbeat; LabError with the log's end if not."""
+        beat = self.wait_heartbeat(host, vm, after=after, timeout=timeout)
+        log = Path(self.host_path(host, serial_log_path(vm)))
+        problems = [f"kernel: {line}" for line in self.guest_trouble(host, vm)]
+        if self.rebooted(host, vm):
+            problems.insert(0, "it booted there (a restart, not a live arrival)")
+        if problems:
+            raise LabError(f"{vm} on {host}: " + "; ".join(problems) + f"; end of {log}:\n{serial.tail(log)}")
+        return beat
 
     def disk_checksum(self, host: str, vm_or_path: str, skip_mib: int = 0) -> str:
         """SHA-256 of the guest-visible disk content (the whole backing chain, as raw bytes) from

@@ -1,4 +1,4 @@
-"""Read a lab guest's serial log: its last heartbeat and whether it booted there."""
+"""Read a lab guest's serial log: its last heartbeat, whether it booted there, kernel trouble."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ BOOT_BANNER = b"LABGUEST up"
 # only complete lines: a line still being written ("HB 1" of "HB 12") would read as a step back
 _HEARTBEAT = re.compile(rb"HB (\d+)[^\n]*\n")
 _TAIL_BYTES = 8192
+# What the guest kernel prints when it is in trouble, even with `quiet` (all at KERN_ERR or above):
+# an OOM kill, an oops or BUG, a panic, a corrupted list, a lockup or an RCU stall.
+_TROUBLE = re.compile(
+    rb"[^\n]*(?:Out of memory|Kernel panic|kernel BUG|BUG:|Oops|general protection fault|"
+    rb"corruption|soft lockup|hard LOCKUP|rcu: INFO)[^\n]*"
+)
 
 
 def last_heartbeat(log: Path) -> int | None:
@@ -29,6 +35,16 @@ def saw_boot(log: Path) -> bool:
         return BOOT_BANNER in log.read_bytes()
     except FileNotFoundError:
         return False
+
+
+def kernel_trouble(log: Path, limit: int = 5) -> list[str]:
+    """The first `limit` lines where the guest kernel reported trouble (none: an empty list)."""
+    try:
+        data = log.read_bytes()
+    except FileNotFoundError:
+        return []
+    found = _TROUBLE.findall(data)[:limit]
+    return [line.decode(errors="replace").strip() for line in found]
 
 
 def tail(log: Path, size: int = 600) -> str:

@@ -28,8 +28,7 @@ def migrate_and_check(lab: Lab, store: Store, guest, src: str, dst: str, **runne
     (out,) = runner.wait([rec.id], timeout=180)
     assert out.status == OutcomeStatus.SUCCEEDED, (out.reason, out.detail)
     assert copies(lab, guest.name) == [(dst, "running")]
-    lab.wait_heartbeat(dst, guest.name, after=beat, timeout=30)
-    assert not lab.rebooted(dst, guest.name)
+    lab.wait_live_arrival(dst, guest.name, after=beat)
     assert lab.disk_checksum(dst, guest.name, skip_mib=guest.disk_window_mib) == before
     saved = store.get_record(rec.id)
     assert saved.state == MoveState.SUCCEEDED and saved.outcome == Reason.SUCCEEDED

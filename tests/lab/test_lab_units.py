@@ -12,10 +12,10 @@ import yaml
 from balancer.lab import LabError, LabGuest, LabHost
 from balancer.lab.config_yaml import render
 from balancer.lab.cpio import CpioEntry, newc_archive
-from balancer.lab.domain import domain_xml
+from balancer.lab.domain import GUEST_SYSTEM_MIB, TMPFS_SLACK_MIB, domain_xml
 from balancer.lab.guest_image import module_load_order
 from balancer.lab.layout import LabLayout
-from balancer.lab.serial import last_heartbeat, saw_boot
+from balancer.lab.serial import kernel_trouble, last_heartbeat, saw_boot
 
 
 def parse_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
@@ -71,6 +71,44 @@ def test_guest_rejects_impossible_knobs_all_at_once() -> None:
     assert "cpu_burn_pct=101" in message
 
 
+def test_guest_live_data_fits_beside_its_kernel_and_seed() -> None:
+    # guest RAM = system + tmpfs (live + seed + slack); 3/8 of RAM at most (as before, for big guests)
+    cases = [(128, 8, 1), (128, 16, 0), (96, 0, 0), (96, 4, 0), (256, 0, 0), (4096, 64, 8)]
+    for memory, dirty, disk in cases:
+        guest = LabGuest("g", "h1", memory_mib=memory, dirty_mib_s=dirty, disk_mib_s=disk)
+        assert guest.seed_mib == max(dirty, disk, 1)
+        assert guest.seed_mib <= guest.live_mib <= memory * 3 // 8
+        assert GUEST_SYSTEM_MIB + guest.live_mib + guest.seed_mib + TMPFS_SLACK_MIB <= memory
+    assert LabGuest("g", "h1").live_mib == 32  # 128 MiB, 8 MiB/s: was 48, and the guest OOM-killed its dd
+    assert LabGuest("g", "h1", memory_mib=256).live_mib == 96
+
+
+def test_guest_too_small_for_its_load_names_the_memory_it_needs() -> None:
+    with pytest.raises(LabError) as raised:
+        LabGuest("g", "h1", memory_mib=96, dirty_mib_s=16)
+    assert "memory_mib=96: at least 120 with dirty_mib_s=16" in str(raised.value)
+    assert LabGuest("g", "h1", memory_mib=120, dirty_mib_s=16).live_mib == 16
+
+
+def test_kernel_trouble_finds_oom_kills_and_oopses_only(tmp_path: Path) -> None:
+    log = tmp_path / "serial.log"
+    assert kernel_trouble(log) == []
+    log.write_bytes(
+        b"LABGUEST up dirty=8\r\nHB 1 up=5.1\r\n"
+        b"[   5.2] Out of memory: Killed process 108 (dd) total-vm:3284kB\r\nHB 2 up=6.0\r\n"
+        b"[ 335.6] list_del corruption. next->prev should be fffff8bd40166208\r\n"
+        b"[ 335.6] kernel BUG at lib/list_debug.c:62!\r\nHB 3 up=7.0\r\n"
+    )
+    assert kernel_trouble(log) == [
+        "[   5.2] Out of memory: Killed process 108 (dd) total-vm:3284kB",
+        "[ 335.6] list_del corruption. next->prev should be fffff8bd40166208",
+        "[ 335.6] kernel BUG at lib/list_debug.c:62!",
+    ]
+    assert kernel_trouble(log, limit=1) == ["[   5.2] Out of memory: Killed process 108 (dd) total-vm:3284kB"]
+    log.write_bytes(b"LABGUEST up dirty=8\r\nHB 1 up=5.1\r\nHB 2 up=6.0\r\n")
+    assert kernel_trouble(log) == []
+
+
 def test_domain_xml_boots_the_lab_kernel_with_the_load_on_its_command_line() -> None:
     guest = LabGuest("g1", "h1", dirty_mib_s=4, cpu_burn_pct=30)
     root = ET.fromstring(domain_xml(guest, "/lab/guest/vmlinuz", "/lab/guest/initrd.gz"))
@@ -81,6 +119,9 @@ def test_domain_xml_boots_the_lab_kernel_with_the_load_on_its_command_line() -> 
     assert disk is not None and disk.get("file") == "/var/lib/libvirt/images/g1.qcow2"
     serial = root.find("devices/serial/source")
     assert serial is not None and serial.get("path") == "/var/log/libvirt/qemu/g1.serial.log"
+    assert root.findtext("devices/emulator") == "/usr/bin/qemu-system-x86_64"
+    wrapped = ET.fromstring(domain_xml(guest, "/l/vmlinuz", "/l/initrd.gz", "/lab/guest/qemu-tcg"))
+    assert wrapped.findtext("devices/emulator") == "/lab/guest/qemu-tcg"
     balloon = root.find("devices/memballoon")
     assert balloon is not None and balloon.get("model") == "none"  # see domain_xml: crashes with a balloon
     kvm = LabGuest("g2", "h1", virt_type="kvm")

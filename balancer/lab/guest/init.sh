@@ -50,10 +50,14 @@ SEED=$DIRTY
 [ "$SEED" -le "$LIVE" ] || SEED=$LIVE
 mount -t tmpfs -o size=$((LIVE + SEED + 4))m tmpfs /mnt
 dd if=/dev/urandom of=/mnt/seed bs=1M count="$SEED" 2>/dev/null
+# The tmpfs holds exactly LIVE + SEED MiB of data (+4 of slack): balancer/lab/domain.py sizes
+# LIVE so that it fits in the guest's RAM beside the kernel, with no OOM kill.
 n=0
 while [ "$n" -lt "$LIVE" ]; do
-  dd if=/mnt/seed of=/mnt/live bs=1M count="$SEED" seek="$n" conv=notrunc 2>/dev/null
-  n=$((n + SEED))
+  c=$SEED
+  [ $((LIVE - n)) -ge "$c" ] || c=$((LIVE - n))
+  dd if=/mnt/seed of=/mnt/live bs=1M count="$c" seek="$n" conv=notrunc 2>/dev/null
+  n=$((n + c))
 done
 VDA=no
 [ -b /dev/vda ] && VDA=yes
