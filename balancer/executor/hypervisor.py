@@ -90,6 +90,19 @@ def _mapped(operation: str, host: str) -> Iterator[None]:
         ) from exc
 
 
+def _refresh(pool: libvirt.virStoragePool) -> None:
+    """Refresh a pool's sizes. libvirt refuses while a volume stream (upload or download, such as
+    another migration's backing-file copy) is open on the pool, with an internal error "pool '...'
+    has asynchronous jobs running": then the sizes libvirt last computed stand (it keeps them
+    current for the volumes it creates and deletes itself), rather than failing the pre-check of a
+    move that only shares the host (seen on the lab when two migrations left one host)."""
+    try:
+        pool.refresh(0)
+    except libvirt.libvirtError as exc:
+        if "has asynchronous jobs running" not in (exc.get_error_message() or ""):
+            raise
+
+
 def _has_job(dom: libvirt.virDomain) -> bool:
     """Whether a job (a migration, a save...) runs on ``dom``.
 
@@ -237,7 +250,7 @@ class LibvirtHypervisor:
             for pool in conn.listAllStoragePools(0):
                 active = pool.isActive() == 1
                 if active:
-                    pool.refresh(0)
+                    _refresh(pool)
                 path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
                 available = pool.info()[3] if active else 0
                 out.append(PoolFacts(pool.name(), path, available, active))
