@@ -12,6 +12,7 @@ import shutil
 from balancer.lab import daemon, hostconf, hostdirs, mountns, netns, storage
 from balancer.lab.connection import connected
 from balancer.lab.errors import LabError, LabExistsError
+from balancer.lab.guest_image import ensure_tcg_emulator
 from balancer.lab.layout import LabLayout, cache_root
 from balancer.lab.state import LabState
 
@@ -59,7 +60,9 @@ def build(layout: LabLayout, state: LabState) -> None:
     first, rest = hosts[0], hosts[1:]
     daemon.seed_caps(layout, first, caps_cache)
     daemon.start(layout, first)
-    daemon.probe_and_keep_caps(layout, first, state.virt_type, caps_cache)
+    # TCG guests run on the lab's QEMU wrapper: probe it once here, not in a migration's pre-check
+    wrappers = (str(ensure_tcg_emulator(cache_root() / "guest")),) if state.virt_type == "qemu" else ()
+    daemon.probe_and_keep_caps(layout, first, state.virt_type, caps_cache, wrappers)
     for host in rest:
         daemon.seed_caps(layout, host, caps_cache)
         daemon.spawn(layout, host)

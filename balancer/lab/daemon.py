@@ -150,8 +150,12 @@ def seed_caps(layout: LabLayout, host: str, caps_cache: Path) -> None:
     _copy_tree_files(caps_cache, _caps_dir(layout, host))
 
 
-def probe_and_keep_caps(layout: LabLayout, host: str, virt_type: VirtType, caps_cache: Path) -> None:
-    """Make the host probe QEMU now (instant when its seeded cache is valid) and keep the result."""
+def probe_and_keep_caps(
+    layout: LabLayout, host: str, virt_type: VirtType, caps_cache: Path, emulators: tuple[str, ...] = ()
+) -> None:
+    """Make the host probe QEMU now, the default binary and `emulators` (instant when its seeded
+    cache is valid), and keep the result."""
     with connected(layout.control_uri(host)) as conn:
-        conn.getDomainCapabilities(None, "x86_64", None, virt_type, 0)
+        for emulator in (None, *emulators):
+            conn.getDomainCapabilities(emulator, "x86_64", None, virt_type, 0)
     _copy_tree_files(_caps_dir(layout, host), caps_cache)

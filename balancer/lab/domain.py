@@ -31,8 +31,6 @@ BASE_VIRTUAL_MIB = 128
 GUEST_SYSTEM_MIB = 84
 TMPFS_SLACK_MIB = 4
 SYSTEM_EMULATOR = "/usr/bin/qemu-system-x86_64"
-# file name, in the lab's guest directory, of the wrapper TCG guests run on (see guest/qemu-tcg.sh)
-TCG_EMULATOR = "qemu-tcg"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 

@@ -36,6 +36,8 @@ KERNEL_META_PACKAGE = "linux-image-amd64"
 # virtio_pci is the transport for the other two; virtio_balloon lets libvirt report memory stats.
 GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_balloon")
 BUSYBOX = Path("/bin/busybox")
+SYSTEM_QEMU = Path("/usr/bin/qemu-system-x86_64")
+TCG_EMULATOR_NAME = "qemu-tcg"
 BASE_MIB = 128
 BASE_RANDOM_MIB = 96
 MIB = 1 << 20
@@ -216,3 +218,21 @@ def _make_base(path: Path) -> None:
             out.write(os.urandom(MIB))
         out.truncate(BASE_MIB * MIB)  # the tail stays a hole: reads as zeros, like an unused disk end
     os.replace(tmp, path)
+
+
+def ensure_tcg_emulator(cache: Path) -> Path:
+    """The wrapper TCG lab guests run on (guest/qemu-tcg.sh says why), at a stable path in the
+    cache, rewritten only when it or the QEMU binary changed. libvirt caches QEMU capabilities per
+    emulator path and ctime (~4 s of probing per host otherwise); a stable file keeps that cache
+    valid across labs, and the QEMU binary's ctime in it makes a QEMU upgrade re-probe."""
+    cache.mkdir(parents=True, exist_ok=True)
+    script = (resources.files("balancer.lab") / "guest" / "qemu-tcg.sh").read_bytes()
+    content = script + f"# for {SYSTEM_QEMU} changed at {SYSTEM_QEMU.stat().st_ctime_ns}\n".encode()
+    target = cache / TCG_EMULATOR_NAME
+    with _locked(cache / ".lock"):
+        if not target.exists() or target.read_bytes() != content:
+            tmp = target.with_name(f".{TCG_EMULATOR_NAME}.{os.getpid()}.tmp")
+            tmp.write_bytes(content)
+            tmp.chmod(0o755)
+            tmp.replace(target)
+    return target

@@ -23,7 +23,6 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import libvirt
@@ -32,9 +31,9 @@ from balancer.lab import bringup, config_yaml, daemon, mountns, netns, serial, s
 from balancer.lab.accel import resolve_virt_type
 from balancer.lab.command import run
 from balancer.lab.connection import connect, connected
-from balancer.lab.domain import SYSTEM_EMULATOR, TCG_EMULATOR, LabGuest, domain_xml, serial_log_path
+from balancer.lab.domain import SYSTEM_EMULATOR, LabGuest, domain_xml, serial_log_path
 from balancer.lab.errors import LabError, LabTimeoutError
-from balancer.lab.guest_image import ensure_guest_image
+from balancer.lab.guest_image import ensure_guest_image, ensure_tcg_emulator
 from balancer.lab.layout import LabLayout, cache_root, default_lab_dir, host_name
 from balancer.lab.state import LabState, VirtType
 
@@ -193,30 +192,21 @@ class Lab:
 
     # ------------------------------------------------------------------ guests
     def _guest_files(self) -> tuple[str, str, str, Path]:
-        """(kernel, initrd, TCG emulator, base image): kernel, initrd and the emulator wrapper
-        copied into the lab once, so they stay the same for the lab's whole life even if the shared
-        cache is rebuilt meanwhile (guest/qemu-tcg.sh says why TCG guests need the wrapper)."""
+        """(kernel, initrd, TCG emulator, base image): kernel and initrd copied into the lab once,
+        so they stay the same for the lab's whole life even if the shared cache is rebuilt
+        meanwhile; the emulator wrapper stays in the cache, where libvirt's cached capabilities
+        for it stay valid (see ensure_tcg_emulator)."""
         image = ensure_guest_image(cache_root() / "guest")
-        wrapper = (resources.files("balancer.lab") / "guest" / "qemu-tcg.sh").read_bytes()
-        files: tuple[tuple[Path | bytes, str], ...] = (
-            (image.kernel, "vmlinuz"),
-            (image.initrd, "initrd.gz"),
-            (wrapper, TCG_EMULATOR),
-        )
-        for content, name in files:
+        for src, name in ((image.kernel, "vmlinuz"), (image.initrd, "initrd.gz")):
             target = self.layout.guest_dir / name
             if not target.exists():
                 tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
-                if isinstance(content, bytes):
-                    tmp.write_bytes(content)
-                    tmp.chmod(0o755)
-                else:
-                    shutil.copyfile(content, tmp)
+                shutil.copyfile(src, tmp)
                 tmp.replace(target)
         return (
             str(self.layout.guest_dir / "vmlinuz"),
             str(self.layout.guest_dir / "initrd.gz"),
-            str(self.layout.guest_dir / TCG_EMULATOR),
+            str(ensure_tcg_emulator(cache_root() / "guest")),
             image.base,
         )
 
