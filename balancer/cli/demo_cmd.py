@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
         present = {d.name for d in lab.domains()}
         for name, host, burn in GUESTS:
             if name not in present:
-                lab.create_guest(  # 192 MiB: the README's demo figures were measured with it
+                lab.create_guest(  # 192 MiB: the size the demo was built and checked with
                     name, host, memory_mib=192, overlay_mib=32, dirty_mib_s=2, disk_mib_s=0, cpu_burn_pct=burn
                 )
         for name, _, _ in GUESTS:

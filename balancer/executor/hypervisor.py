@@ -91,11 +91,12 @@ def _mapped(operation: str, host: str) -> Iterator[None]:
 
 
 def _refresh(pool: libvirt.virStoragePool) -> None:
-    """Refresh a pool's sizes. libvirt refuses while a volume stream (upload or download, such as
-    another migration's backing-file copy) is open on the pool, with an internal error "pool '...'
-    has asynchronous jobs running": then the sizes libvirt last computed stand (it keeps them
-    current for the volumes it creates and deletes itself), rather than failing the pre-check of a
-    move that only shares the host (seen on the lab when two migrations left one host)."""
+    """Refresh a pool's sizes. libvirt refuses while it builds, clones or wipes a volume of the
+    pool (such as another move creating its overlay there), with an internal error "pool '...' has
+    asynchronous jobs running" (an open upload or download stream does not cause it: tried on the
+    lab). Then the sizes libvirt last computed stand (it keeps them current for the volumes it
+    creates and deletes itself), rather than failing the pre-check of a move that only shares the
+    host (seen in CI when one move's overlay was created on a host another move was leaving)."""
     try:
         pool.refresh(0)
     except libvirt.libvirtError as exc:
