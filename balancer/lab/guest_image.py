@@ -30,13 +30,14 @@ from pathlib import Path
 
 from balancer.lab.command import run
 from balancer.lab.cpio import CpioEntry, newc_archive
+from balancer.lab.domain import SYSTEM_EMULATOR
 from balancer.lab.errors import LabError
 
 KERNEL_META_PACKAGE = "linux-image-amd64"
 # virtio_pci is the transport for the other two; virtio_balloon lets libvirt report memory stats.
 GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_balloon")
 BUSYBOX = Path("/bin/busybox")
-SYSTEM_QEMU = Path("/usr/bin/qemu-system-x86_64")
+SYSTEM_QEMU = Path(SYSTEM_EMULATOR)
 TCG_EMULATOR_NAME = "qemu-tcg"
 BASE_MIB = 128
 BASE_RANDOM_MIB = 96
