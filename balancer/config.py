@@ -122,7 +122,20 @@ class ServiceConfig(_Section):
     lease_seconds: float = Field(
         0.0,
         ge=0,
-        description="Leader lease length; 0 = one collection interval (a dead leader goes in < 2 ticks).",
+        description="Leader lease length; 0 = one collection interval (a dead leader goes in < 2 ticks). "
+        "A store outage shorter than this keeps the leader; a longer one ends its term.",
+    )
+    intake_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Between ticks, the leader looks this often for approved moves and withdrawn ones.",
+    )
+    proposal_ttl_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="A proposal (automation recommend) the planner has not made again for this long "
+        "expires and can no longer be approved; 0 = three collection intervals.",
     )
     shutdown_grace_seconds: float = Field(
         60.0, ge=0, description="On SIGTERM, wait this long for running migrations before leaving them."

@@ -8,7 +8,9 @@
      ├── CollectError       a host could not be polled (kept per host in the Snapshot, not raised per tick)
      ├── StoreError         the durable store failed or has an unexpected schema
      │    ├── NotFound      no drain, plan, move or migration with that id (the API answers 404)
-     │    └── Conflict      the request contradicts the stored state, e.g. a rejected plan approved (409)
+     │    ├── Conflict      the request contradicts the stored state, e.g. a rejected plan approved (409)
+     │    │    └── RecordChanged  a journal transition found the record no longer in the state it expected
+     │    └── LeaseLost     a leader-only write refused: the writer no longer holds the lease at its epoch
      ├── LabError           the local lab could not be brought up / used
      └── MigrationError     libvirt refused or failed a migration step; code, domain and message are
                             libvirt's own (``virErrorNumber``, ``virErrorDomain``, text)
@@ -65,6 +67,26 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     """The request contradicts the stored state (approving a rejected plan, closing a closed drain)."""
+
+
+class RecordChanged(Conflict):
+    """A compare-and-set on a journal record failed: someone else (an undrain, a newer leader) moved it.
+
+    ``current`` is the record as stored now, or None when it does not exist.
+    """
+
+    def __init__(self, message: str, current: object | None = None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class LeaseLost(StoreError):
+    """A leader-only action refused: this instance no longer holds the leader lease at its epoch.
+
+    Raised by fenced store writes (the store checks the lease row in the same transaction) and by the
+    executor's fence before any action on a host. Whoever gets it must stop acting at once: the next
+    leader adopts what is left from the journal.
+    """
 
 
 class LabError(BalancerError):

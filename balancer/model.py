@@ -424,6 +424,8 @@ class MigrationRecord:
     error_message: str | None = None
     detail: str = ""
     created_volumes: tuple[str, ...] = ()  # volumes pre-created on the target (removed on failure)
+    epoch: int = 0  # the leader term that owns the record: only a writer holding that epoch may change it
+    drain_id: int | None = None  # the drain request this move serves (an undrain withdraws it while queued)
 
     @property
     def priority(self) -> int:

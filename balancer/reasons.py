@@ -83,6 +83,11 @@ class Reason(StrEnum):
     UNSUPPORTED_DISK = "unsupported_disk"
     NO_PROGRESS = "no_progress"
 
+    # -- the control plane: why a move was withdrawn or handed over ------------------------
+    DRAIN_CANCELLED = "drain_cancelled"  # an undrain withdrew the queued moves of its drain
+    LEADER_CHANGED = "leader_changed"  # queued under an older leader term; the new leader re-plans
+    VM_BUSY = "vm_busy"  # the VM already has an unfinished migration (queued, running or to reconcile)
+
 
 #: Order in which the executor admits moves: lower runs first.
 PRIORITY: dict[Reason, int] = {

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(lab, a: argparse.Namespace, workdir: Path) -> int:  # type: ignore[no-untyped-def]
     from balancer.store import Store
+    from balancer.store.records import Fence
 
     names = [f"d{i}" for i in range(a.guests)]
     for n in names:
@@ -89,12 +90,14 @@ def run(lab, a: argparse.Namespace, workdir: Path) -> int:  # type: ignore[no-un
         host_bandwidth_mib_s=a.cap * a.per_source,
     )
     store = Store.open(f"sqlite:///{workdir / 'journal.db'}")
+    grant = store.acquire_lease("bench-drain-lab", 24 * 3600.0)  # the bench leads: its journal is fenced
+    assert grant is not None, "another instance leads this journal"
     events: list[tuple[float, Event]] = []
     runner = Runner(
         ExecutorArgs(memory_headroom_mib=64),
         limits,
         libvirt_factory(eps),
-        store,
+        store.journal(Fence("bench-drain-lab", grant.epoch)),
         eps,
         lambda e: events.append((time.monotonic(), e)),
     )

@@ -10,10 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from balancer.api import views
-from balancer.api.schemas import DrainCreate, DrainOut, MigrationOut, MoveOut, PlanOut, PlanSummary
+from balancer.api.schemas import (
+    DrainCreate,
+    DrainOut,
+    MigrationCreate,
+    MigrationOut,
+    MoveOut,
+    PlanOut,
+    PlanSummary,
+)
 from balancer.config import Config
-from balancer.errors import ConfigError, NotFound
-from balancer.model import MoveState
+from balancer.errors import ConfigError, Conflict, NotFound
+from balancer.model import MoveState, Snapshot
 from balancer.store import Store
 from balancer.store.records import DrainState, PlanStatus
 
@@ -45,6 +53,27 @@ def host_in_path(cfg: Config, host: str) -> str:
     if any(h.name == host for h in cfg.hosts):
         return host
     raise NotFound(f"host {host!r} is not a configured host; known: {known_hosts(cfg)}")
+
+
+def resolve_migration(cfg: Config, snap: Snapshot | None, req: MigrationCreate) -> str:
+    """Check an operator's migration against the config and the last collection; its source host.
+
+    InputProblem (422) names the field of an unknown target or source host; NotFound (404) a VM the
+    last collection did not see (unless ``source`` is given); Conflict (409) a target where the VM
+    runs already, or no completed collection to find the VM in.
+    """
+    check_host(cfg, req.target, "target")
+    source = req.source
+    if source is None:
+        if snap is None:
+            raise Conflict(f"no collection has completed yet, so where {req.vm} runs is unknown; pass source")
+        source = next((v.host for v in snap.vms if v.name == req.vm), None)
+        if source is None:
+            raise NotFound(f"vm {req.vm!r} is not a running VM of the last collection on any host")
+    check_host(cfg, source, "source")
+    if source == req.target:
+        raise Conflict(f"{req.vm} runs on {req.target} already")
+    return source
 
 
 # --------------------------------------------------------------------------- drains

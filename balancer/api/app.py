@@ -66,7 +66,11 @@ def _document_hosts(app: FastAPI, hosts: list[str]) -> None:
                     for param in operation.get("parameters", []):
                         if param["name"] == "host":
                             restrict(param["schema"])
-            restrict(doc["components"]["schemas"]["DrainCreate"]["properties"]["host"])
+            schemas = doc["components"]["schemas"]
+            restrict(schemas["DrainCreate"]["properties"]["host"])
+            restrict(schemas["MigrationCreate"]["properties"]["target"])
+            restrict(schemas["MigrationCreate"]["properties"]["source"])
+            restrict(schemas["PlanPreviewIn"]["properties"]["drain"]["items"])
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -69,6 +69,7 @@ class Readiness(_Out):
     ready: bool
     problems: list[str] = Field(description="Why the service is not ready; empty when it is.")
     leader: bool = Field(description="This instance holds the leader lease (it plans and migrates).")
+    epoch: int | None = Field(None, description="The leader term this instance holds, if it leads.")
     last_tick: float | None = Field(description="When the last tick completed (epoch seconds).")
     last_tick_age_seconds: float | None
     last_error: str | None = Field(description="Error of the last failed tick, cleared by a good one.")
@@ -133,6 +134,15 @@ class VMOut(_Out):
     groups: list[str]
     persistent: bool
     migrating: bool
+    migration_id: str | None = Field(
+        None, description="The leader's unfinished migration of this VM (queued, running or adopted)."
+    )
+    cooldown_until: float | None = Field(
+        None, description="Moved recently: the planner leaves it alone until then (policy.cooldown_minutes)."
+    )
+    quarantined_until: float | None = Field(
+        None, description="Its last migration failed: left alone until then (policy.quarantine_minutes)."
+    )
 
 
 # --------------------------------------------------------------------------- plans
@@ -195,6 +205,19 @@ class PlanSummary(_Out):
     predicted_bytes: int
     imbalance_before: float = Field(description="Std-dev of normalised load before the plan.")
     imbalance_after: float
+    expires_at: float | None = Field(
+        None, description="A proposal can be approved until then, unless the planner proposes it again."
+    )
+
+
+class PlanPreviewIn(BaseModel):
+    """A dry run of the planner on the service's current view."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    drain: list[str] = Field(
+        default_factory=list, max_length=1000, description="Hosts to plan as if a drain were requested."
+    )
 
 
 class PlanOut(PlanSummary):
@@ -237,6 +260,38 @@ class MigrationOut(_Out):
     disk_bytes: int
     memory_bytes: int
     downtime_ms: float | None
+    epoch: int = Field(0, description="The leader term that owns the record.")
+    drain_id: int | None = Field(None, description="The drain this move serves.")
+    progress: ProgressNow | None = Field(
+        None, description="Live progress of a running move, from the leader that runs it (else null)."
+    )
+
+
+class ProgressNow(_Out):
+    """The executor's last poll of a running move (only the leader that runs it knows)."""
+
+    phase: str = Field(description="copying_backing, disk or memory.")
+    bytes_copied: int
+    bytes_remaining: int
+    rate_bytes_s: float
+    elapsed_seconds: float
+    memory_iteration: int
+
+
+class MigrationCreate(BaseModel):
+    """An operator's one-off migration: queued through the leader's admission like any planned move."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vm: str = Field(min_length=1, max_length=255, pattern=PRINTABLE, description="Domain name.")
+    target: str = Field(min_length=1, max_length=63, description="A configured host.")
+    source: str | None = Field(
+        None, min_length=1, max_length=63, description="Where it runs (default: the last collection's)."
+    )
+    bandwidth_mib_s: int | None = Field(
+        None, ge=1, le=100_000, description="Cap of this migration (default: limits.bandwidth_mib_s)."
+    )
+    full_copy: bool = Field(False, description="Copy whole disks (VIR_MIGRATE_NON_SHARED_DISK).")
 
 
 class AbortOut(_Out):

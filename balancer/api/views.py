@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from balancer.api.schemas import (
     BlockerOut,
@@ -17,11 +18,12 @@ from balancer.api.schemas import (
     MoveOut,
     PlanOut,
     PlanSummary,
+    ProgressNow,
     ProgressOut,
     SkipOut,
     VMOut,
 )
-from balancer.model import VM, Host, LoadChange, MigrationRecord, Snapshot
+from balancer.model import VM, Host, LoadChange, MigrationRecord, PastMove, Snapshot
 from balancer.store.records import DrainRequest, DrainState, PlanMoveRow, PlanRow
 
 
@@ -55,7 +57,39 @@ def host(name: str, h: Host | None, snap: Snapshot | None, drain_id: int | None)
     )
 
 
-def vm(v: VM) -> VMOut:
+@dataclass(frozen=True)
+class Holds:
+    """Why the planner leaves a VM alone for now (the policy's cooldown and quarantine), per VM."""
+
+    cooldown_until: Mapping[str, float]
+    quarantined_until: Mapping[str, float]
+    moving: Mapping[str, str]  # VM -> the leader's unfinished migration of it
+
+    @classmethod
+    def of(
+        cls,
+        recent: Iterable[PastMove],
+        in_flight: Iterable[MigrationRecord],
+        cooldown_minutes: float,
+        quarantine_minutes: float,
+    ) -> Holds:
+        """From finished moves (as policy/constraints.py judges them) and the moves in flight."""
+        cooldown: dict[str, float] = {}
+        quarantine: dict[str, float] = {}
+        for pm in recent:
+            if pm.succeeded:
+                cooldown[pm.vm] = max(cooldown.get(pm.vm, 0.0), pm.finished_at + cooldown_minutes * 60)
+            else:
+                quarantine[pm.vm] = max(quarantine.get(pm.vm, 0.0), pm.finished_at + quarantine_minutes * 60)
+        return cls(cooldown, quarantine, {r.vm: r.id for r in in_flight if not r.state.final})
+
+
+NO_HOLDS = Holds({}, {}, {})
+
+
+def vm(v: VM, holds: Holds = NO_HOLDS, now: float = 0.0) -> VMOut:
+    cooling = holds.cooldown_until.get(v.name)
+    quarantined = holds.quarantined_until.get(v.name)
     return VMOut(
         name=v.name,
         uuid=v.uuid,
@@ -85,6 +119,9 @@ def vm(v: VM) -> VMOut:
         groups=list(v.tags.groups),
         persistent=v.persistent,
         migrating=v.migrating,
+        migration_id=holds.moving.get(v.name),
+        cooldown_until=cooling if cooling is not None and cooling > now else None,
+        quarantined_until=quarantined if quarantined is not None and quarantined > now else None,
     )
 
 
@@ -143,6 +180,7 @@ def _summary_fields(row: PlanRow) -> dict[str, object]:
         "predicted_bytes": sum(m.bytes for m in row.moves),
         "imbalance_before": row.plan.imbalance_before,
         "imbalance_after": row.plan.imbalance_after,
+        "expires_at": row.expires_at,
     }
 
 
@@ -167,7 +205,7 @@ def plan(row: PlanRow) -> PlanOut:
     )
 
 
-def migration(r: MigrationRecord) -> MigrationOut:
+def migration(r: MigrationRecord, progress: ProgressNow | None = None) -> MigrationOut:
     error = None
     if r.error_message is not None or r.error_code is not None:
         error = LibvirtErrorOut(code=r.error_code, domain=r.error_domain, message=r.error_message or "")
@@ -195,6 +233,9 @@ def migration(r: MigrationRecord) -> MigrationOut:
         disk_bytes=r.disk_bytes,
         memory_bytes=r.memory_bytes,
         downtime_ms=r.downtime_ms,
+        epoch=r.epoch,
+        drain_id=r.drain_id,
+        progress=progress if not r.state.final else None,
     )
 
 

@@ -1,17 +1,23 @@
-"""How the operator commands reach the balancer: the service's HTTP API, else the store directly.
+"""How the operator commands reach the balancer: the service's HTTP API, or, only when asked, the store.
 
-``connect()`` asks the API (``--api``, ``$BALANCER_API``, else ``http://<api.listen>``) for /healthz. If
-nothing listens there (connection refused) it falls back to the store named by config.yaml
-``store.url``: the running service (or the next one started) picks the change up at its next tick.
-Both backends return the API's own response models (balancer.api.schemas), so tables and ``--json``
-look the same either way. Every failure is a ClientError carrying the exit code.
+``connect()`` talks to the API (``--api``, ``$BALANCER_API``, else ``http://<api.listen>``). A service
+that does not answer is an error (exit 3) naming the address tried: the CLI never falls back to a
+store of its own, since a request written where no service looks is a request nothing acts on.
+
+``--local`` is the explicit offline mode, for when no service runs at all: the commands act on the
+store named by ``store.url`` (it must exist already: nothing is created) and refuse while any
+instance holds the leader lease, which would make two authorities. Both backends return the API's
+own response models (balancer.api.schemas), so tables and ``--json`` look the same either way.
+
+Requests only the leader can carry out (migrate, abort) follow the leader: a follower answers 409 with
+the leader's URL and the client retries there once. Every failure is a ClientError with its exit code.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
-import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -25,32 +31,35 @@ from balancer.api.schemas import (
     AbortOut,
     DrainCreate,
     DrainOut,
+    HostOut,
+    MigrationCreate,
     MigrationOut,
     MoveOut,
     PlanOut,
     PlanSummary,
+    VMOut,
 )
 from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.config import Config
 from balancer.errors import Conflict, NotFound, StoreError
-from balancer.model import MoveState
+from balancer.model import MoveState, Plan, Snapshot, plan_from_dict, snapshot_from_json
 from balancer.store import Store
 from balancer.store.records import PlanStatus
 
 T = TypeVar("T")
 API_ENV = "BALANCER_API"
 TOKEN_ENV = "BALANCER_TOKEN"
-PROBE_SECONDS = 3.0
 TIMEOUT_SECONDS = 30.0
 
 
 class ClientError(Exception):
     """A request failed; ``code`` is the exit code, ``status`` the HTTP status (404 also from the store)."""
 
-    def __init__(self, message: str, code: int, status: int | None = None) -> None:
+    def __init__(self, message: str, code: int, status: int | None = None, body: Any = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.body = body
 
 
 class Backend(Protocol):
@@ -98,33 +107,26 @@ def cli_actor() -> str:
     return os.environ.get("SUDO_USER") or os.environ.get("USER") or getpass.getuser()
 
 
-def connect(cfg: Config | None, api: str | None, token: str | None, note: Callable[[str], None]) -> Backend:
-    """The API if a service answers at its URL, else the store (after ``note``-ing so)."""
-    url = api_url(cfg, api)
-    try:
-        httpx.get(f"{url}/healthz", timeout=PROBE_SECONDS)
-    except httpx.ConnectError:
+def connect(cfg: Config | None, api: str | None, token: str | None, local: bool = False) -> Backend:
+    """The service's API, or with ``local`` the store directly (refused while a leader runs)."""
+    if local:
         if cfg is None:
-            raise ClientError(
-                f"no service answers at {url}, and without a config there is no store to use", 3
-            ) from None
-        backend = StoreBackend(cfg, cli_actor())
-        note(
-            f"note: no service answers at {url}; using the store {backend.where} directly. "
-            "The running service picks changes up at its next tick."
-        )
-        return backend
-    except httpx.HTTPError as exc:
-        raise ClientError(f"the service at {url} does not answer: {exc or type(exc).__name__}", 3) from None
-    return ApiBackend(url, token if token is not None else default_token(cfg))
+            raise ClientError("--local needs a config (store.url names the store)", EXIT_INPUT)
+        return StoreBackend(cfg, cli_actor())
+    return ApiBackend(api_url(cfg, api), token if token is not None else default_token(cfg))
 
 
 # --------------------------------------------------------------------------- over HTTP
 class ApiBackend:
     def __init__(self, url: str, token: str | None, timeout: float = TIMEOUT_SECONDS) -> None:
         self.where = url
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        self._token = token
+        self._timeout = timeout
+        self._http = self._client(url)
+
+    def _client(self, url: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        return httpx.Client(base_url=url, headers=headers, timeout=self._timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -134,18 +136,33 @@ class ApiBackend:
             r = self._http.request(method, path, **kw)
         except httpx.TimeoutException:
             raise ClientError(
-                f"the service at {self.where} did not answer within {self._http.timeout.read} s", 3
+                f"the service at {self.where} did not answer within {self._timeout:g} s", EXIT_UNREACHABLE
             ) from None
         except httpx.HTTPError as exc:
             raise ClientError(
-                f"the service at {self.where} cannot be reached: {exc}", EXIT_UNREACHABLE
+                f"no service answers at {self.where} ({exc or type(exc).__name__}); start `balancer run`, "
+                "point --api at it, or act on the store with --local when no service runs at all",
+                EXIT_UNREACHABLE,
             ) from None
         if r.status_code >= 400:
-            raise ClientError(_http_error(r), _exit_code(r.status_code), r.status_code)
+            raise ClientError(_http_error(r), _exit_code(r.status_code), r.status_code, _json(r))
         try:
             return TypeAdapter(kind).validate_python(r.json()), r.status_code
         except (ValueError, ValidationError) as exc:
             raise ClientError(f"the service at {self.where} sent an unexpected answer: {exc}", 1) from None
+
+    def _on_leader(self, kind: Any, method: str, path: str, **kw: Any) -> Any:
+        """A request only the leader carries out: retried once at the leader a follower names."""
+        try:
+            return self._call(kind, method, path, **kw)[0]
+        except ClientError as exc:
+            leader = exc.body.get("leader_url") if exc.status == 409 and isinstance(exc.body, dict) else None
+            if not leader or leader.rstrip("/") == self.where:
+                raise
+        self._http.close()
+        self.where = leader.rstrip("/")
+        self._http = self._client(self.where)
+        return self._call(kind, method, path, **kw)[0]
 
     def create_drain(self, req: DrainCreate) -> tuple[DrainOut, bool]:
         out, status = self._call(DrainOut, "POST", "/v1/drains", json=req.model_dump(exclude_none=True))
@@ -180,7 +197,29 @@ class ApiBackend:
         return self._call(list[MigrationOut], "GET", "/v1/migrations", params=params)[0]
 
     def abort(self, migration_id: str) -> AbortOut:
-        return self._call(AbortOut, "POST", f"/v1/migrations/{_segment(migration_id)}/abort")[0]
+        return self._on_leader(AbortOut, "POST", f"/v1/migrations/{_segment(migration_id)}/abort")  # type: ignore[no-any-return]
+
+    # -- what only the service can do (no --local twin: these need its live view) ------------------
+    def migrate(self, req: MigrationCreate) -> MigrationOut:
+        body = req.model_dump(exclude_none=True)
+        return self._on_leader(MigrationOut, "POST", "/v1/migrations", json=body)  # type: ignore[no-any-return]
+
+    def migration(self, migration_id: str) -> MigrationOut:
+        return self._call(MigrationOut, "GET", f"/v1/migrations/{_segment(migration_id)}")[0]
+
+    def hosts(self) -> list[HostOut]:
+        return self._call(list[HostOut], "GET", "/v1/hosts")[0]
+
+    def vms(self) -> list[VMOut]:
+        return self._call(list[VMOut], "GET", "/v1/vms")[0]
+
+    def preview(self, drains: list[str]) -> Plan:
+        data, _ = self._call(dict[str, Any], "POST", "/v1/plans/preview", json={"drain": drains})
+        return plan_from_dict(data)
+
+    def snapshot(self) -> Snapshot:
+        data, _ = self._call(dict[str, Any], "GET", "/v1/snapshot")
+        return snapshot_from_json(json.dumps(data))
 
 
 def _segment(value: str) -> str:
@@ -199,11 +238,16 @@ def _exit_code(status: int) -> int:
     return EXIT_INPUT if status < 500 else EXIT_FAILED
 
 
-def _http_error(r: httpx.Response) -> str:
+def _json(r: httpx.Response) -> Any:
     try:
-        detail = r.json().get("detail")
+        return r.json()
     except ValueError:
-        detail = r.text[:300]
+        return None
+
+
+def _http_error(r: httpx.Response) -> str:
+    body = _json(r)
+    detail = body.get("detail") if isinstance(body, dict) else r.text[:300]
     if isinstance(detail, list):
         detail = "; ".join(f"{p.get('field')}: {p.get('value')!r} {p.get('message')}" for p in detail)
     hint = " (pass --token or set $BALANCER_TOKEN)" if r.status_code in (401, 403) else ""
@@ -212,17 +256,23 @@ def _http_error(r: httpx.Response) -> str:
 
 # --------------------------------------------------------------------------- the store directly
 class StoreBackend:
-    """The same actions the API runs, in this process; the actor is the CLI user."""
+    """``--local``: the same actions the API runs, in this process, on an existing store, while no
+    instance leads. The actor in the audit log is the CLI user."""
 
-    def __init__(self, cfg: Config, actor: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cfg: Config, actor: str) -> None:
         try:
-            self.store = Store.open(cfg.store.url)
+            self.store = Store.open(cfg.store.url, create=False)
         except StoreError as exc:
-            raise ClientError(f"no service answers and the store cannot be opened: {exc}", 3) from None
+            raise ClientError(f"--local: {exc}", EXIT_UNREACHABLE) from None
         self.where = make_url(cfg.store.url).render_as_string(hide_password=True)
+        try:
+            refuse_while_led(self.store)
+        except ClientError:
+            self.store.close()
+            raise
         self.cfg = cfg
         self.actor = actor
-        self.clock = clock
+        self.clock: Callable[[], float] = self.store.now
 
     def close(self) -> None:
         self.store.close()
@@ -270,7 +320,22 @@ class StoreBackend:
 
     def abort(self, migration_id: str) -> AbortOut:
         raise ClientError(
-            f"abort needs the running service (its executor runs the migration), and none answers; "
-            f"start it, or pass --api with the leader's URL (migration {migration_id})",
-            EXIT_UNREACHABLE,
+            f"abort needs the service that runs migration {migration_id} (its leader); with --local "
+            "no service runs, so nothing is migrating through balancer: there is nothing to abort",
+            EXIT_FAILED,
+        )
+
+
+def refuse_while_led(store: Store) -> None:
+    """``--local`` acts only while no instance leads: two authorities would act on one cluster."""
+    try:
+        lease = store.current_leader()
+    except StoreError as exc:
+        raise ClientError(f"--local: the store does not answer: {exc}", EXIT_UNREACHABLE) from None
+    if lease is not None:
+        url = lease.holder.rpartition("@")[2] if "@" in lease.holder else "?"
+        raise ClientError(
+            f"--local refused: a service leads (holder {lease.holder}, epoch {lease.epoch}); use it "
+            f"instead: drop --local (or --api {url})",
+            EXIT_FAILED,
         )

@@ -1,8 +1,14 @@
-"""`balancer migrate VM --to HOST`: one operator-requested live block migration, with a progress line.
+"""`balancer migrate VM --to HOST`: an operator's live block migration, through the leader, with progress.
 
-It goes through the same admission, pre-checks, target provisioning, progress polling and journal
-as the service's moves. Exit codes: 0 verified success, 1 failed/aborted/skipped or needs attention,
-2 bad input (unknown host or VM, bad config), 3 a host's libvirtd cannot be reached.
+The request goes to the service (``POST /v1/migrations``; a follower names the leader and the CLI
+follows): the move takes the leader's queue, admission limits, pre-checks, provisioning and journal
+like every planned move, and ``balancer abort`` stops it. The CLI polls the record and draws the
+leader's live progress; Ctrl-C asks the leader to abort. With ``--local`` (no service runs at all)
+the move runs in this process instead, holding the leader lease for its duration so that no service
+can lead meanwhile; it is refused while any instance leads.
+
+Exit codes: 0 verified success, 1 failed/aborted/skipped or needs attention, 2 bad input (unknown host
+or VM, bad config), 3 the service or a host's libvirtd cannot be reached.
 """
 
 from __future__ import annotations
@@ -15,51 +21,26 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, ConfigOption, fail, load_config
+from balancer.api.schemas import MigrationCreate, MigrationOut, ProgressNow
+from balancer.cli.client import ApiBackend, ClientError, api_url, default_token
+from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, ConfigOption, fail, load_config
+from balancer.cli.ops_cmd import ApiOption, LocalOption, TokenOption
+from balancer.cli.outcome import report
 from balancer.config import Config
-from balancer.errors import MigrationError
-from balancer.executor.args import ExecutorArgs
-from balancer.executor.events import Event, Note, OutcomeStatus, Progress, StateChanged, Waiting
-from balancer.executor.facts import MigrationEndpoint
-from balancer.executor.hypervisor import Hypervisor, libvirt_factory
-from balancer.executor.journal import JournalStore
-from balancer.executor.runner import Runner
-from balancer.model import Move, MoveCost
-from balancer.reasons import Reason
 
 MIB = 1 << 20
-UNREACHABLE = {Reason.SOURCE_DOWN, Reason.TARGET_DOWN}
-BAD_INPUT = {Reason.TARGET_UNKNOWN, Reason.VM_NOT_FOUND, Reason.SAME_HOST}
+POLL_SECONDS = 0.5
+ABORT_WAIT_SECONDS = 120.0
 
 
-def endpoints(cfg: Config) -> dict[str, MigrationEndpoint]:
-    """Host endpoints from config: ``migration_uri`` defaults to the control ``uri``."""
-    return {h.name: MigrationEndpoint(h.name, h.uri, h.migration_uri or h.uri) for h in cfg.hosts}
-
-
-def find_vm(vm: str, names: list[str], hypervisors: dict[str, Hypervisor]) -> str:
-    """The host the VM runs on (exit 2 if none, 3 if a host could not be asked and it was not found)."""
-    unreachable = []
-    for name in names:
-        try:
-            dom = hypervisors[name].domain(vm)
-        except MigrationError as exc:
-            unreachable.append(f"{name}: {exc.info.message}")
-            continue
-        if dom is not None and dom.running:
-            return name
-    if unreachable:
-        fail(f"error: {vm} not found; could not ask {', '.join(unreachable)}", EXIT_UNREACHABLE)
-    fail(f"error: no running VM {vm!r} on any configured host", EXIT_INPUT)
-
-
-def _line(p: Progress) -> Text:
-    rate = p.rate_bytes_s / MIB
+def _line(vm: str, m: MigrationOut, p: ProgressNow | None) -> Text:
+    if p is None:
+        return Text(f"{vm} {m.source}→{m.target} [{m.state.value}]")
     left = f", {p.bytes_remaining / MIB:.0f} MiB left" if p.bytes_remaining else ""
     it = f", iteration {p.memory_iteration}" if p.memory_iteration else ""
     return Text(
-        f"{p.vm} {p.source}→{p.target} [{p.phase}] {p.bytes_copied / MIB:.0f} MiB copied{left} "
-        f"at {rate:.1f} MiB/s{it} ({p.elapsed_s:.0f} s)"
+        f"{vm} {m.source}→{m.target} [{p.phase}] {p.bytes_copied / MIB:.0f} MiB copied{left} "
+        f"at {p.rate_bytes_s / MIB:.1f} MiB/s{it} ({p.elapsed_seconds:.0f} s)"
     )
 
 
@@ -71,94 +52,73 @@ def register(app: typer.Typer) -> None:
         vm: str = typer.Argument(..., help="Domain name."),
         to: str = typer.Option(..., "--to", help="Target host (a configured host name)."),
         source: str | None = typer.Option(
-            None, "--from", help="Source host (default: found by asking each)."
+            None, "--from", help="Source host (default: where the service last saw it)."
         ),
         bandwidth: int | None = typer.Option(
             None, "--bandwidth", min=1, help="Cap in MiB/s (default: limits)."
         ),
         full_copy: bool = typer.Option(False, "--full-copy", help="Copy whole disks (NON_SHARED_DISK)."),
+        api: str | None = ApiOption,
+        token: str | None = TokenOption,
         config: Path | None = ConfigOption,
+        local: bool = LocalOption,
     ) -> None:
         """Live-migrate VM to another host, copying its local disks; exit 0 only on a verified success."""
         cfg = load_config(config)
-        eps = endpoints(cfg)
+        names = [h.name for h in cfg.hosts]
         for role, host in (("--to", to), ("--from", source)):
-            if host is not None and host not in eps:
+            if host is not None and host not in names:
                 fail(
-                    f"error: {role} {host!r} is not a configured host ({', '.join(eps) or 'none'})",
+                    f"error: {role} {host!r} is not a configured host ({', '.join(names) or 'none'})",
                     EXIT_INPUT,
                 )
-        factory = libvirt_factory(eps)
-        src = source or find_vm(vm, [h for h in eps if h != to], {h: factory(h) for h in eps})
-        args = cfg.executor.model_copy(update={"copy_mode": "full"}) if full_copy else cfg.executor
-        from balancer.store import Store
-
-        store = Store.open(cfg.store.url)
         console = Console(stderr=True)
-        try:
-            code = _run(
-                Move(vm, src, to, Reason.MANUAL, MoveCost(0, 0, 0, 0.0)),
-                args,
-                cfg,
-                eps,
-                store,
-                bandwidth,
-                console,
-            )
-        finally:
-            store.close()
-        raise typer.Exit(code)
+        req = MigrationCreate(vm=vm, target=to, source=source, bandwidth_mib_s=bandwidth, full_copy=full_copy)
+        if local:
+            from balancer.cli.migrate_local import run_local
+
+            raise typer.Exit(run_local(cfg, req, console))
+        raise typer.Exit(_through_service(cfg, req, api, token, console))
 
 
-def _run(
-    move: Move,
-    args: ExecutorArgs,
-    cfg: Config,
-    eps: dict[str, MigrationEndpoint],
-    store: JournalStore,
-    bandwidth: int | None,
-    console: Console,
+def _through_service(
+    cfg: Config, req: MigrationCreate, api: str | None, token: str | None, console: Console
 ) -> int:
-    with Live(Text(f"{move.vm}: queued"), console=console, refresh_per_second=4, transient=True) as live:
-
-        def sink(event: Event) -> None:
-            if isinstance(event, Progress):
-                live.update(_line(event))
-            elif isinstance(event, StateChanged):
-                live.update(Text(f"{move.vm} {move.source}→{move.target} [{event.record.state.value}]"))
-            elif isinstance(event, Waiting):
-                live.update(Text(f"{move.vm}: waiting ({event.reason.value}: {event.detail})"))
-            elif isinstance(event, Note):
-                console.print(f"  {event.message}")
-
-        runner = Runner(args, cfg.limits, libvirt_factory(eps), store, eps, sink)
+    try:
+        backend = ApiBackend(api_url(cfg, api), token if token is not None else default_token(cfg))
+    except ClientError as exc:
+        fail(f"error: {exc}", exc.code)
+    try:
         started = time.monotonic()
-        (rec,) = runner.submit([move], bandwidth_mib_s=bandwidth)
-        try:
-            (outcome,) = runner.wait([rec.id])
-        except KeyboardInterrupt:
-            runner.abort(rec.id)
-            ended = runner.wait([rec.id], timeout=120)
-            if not ended:
-                console.print(f"{move.vm}: interrupted; the migration goes on in libvirt (record {rec.id})")
-                return EXIT_FAILED
-            outcome = ended[0]
-        runner.shutdown(0)
-    r = outcome.record
-    took = time.monotonic() - started
-    if outcome.status == OutcomeStatus.SUCCEEDED:
-        print(
-            f"{move.vm}: migrated {move.source} → {move.target} in {took:.1f} s ({r.copy_mode} copy; "
-            f"disk {r.disk_bytes / MIB:.0f} MiB, memory {r.memory_bytes / MIB:.0f} MiB, backing "
-            f"{r.backing_bytes / MIB:.0f} MiB; downtime {r.downtime_ms or 0:.0f} ms) [record {r.id}]"
-        )
-        return 0
-    err = f"; libvirt: {r.error_message} (code {r.error_code})" if r.error_message else ""
-    print(
-        f"{move.vm}: {outcome.status.value} ({outcome.reason.value}): {outcome.detail}{err} [record {r.id}]"
-    )
-    if outcome.reason in UNREACHABLE:
-        return EXIT_UNREACHABLE
-    if outcome.reason in BAD_INPUT:
-        return EXIT_INPUT
-    return EXIT_FAILED
+        rec = backend.migrate(req)
+        console.print(f"{req.vm}: queued on the leader {backend.where} as migration {rec.id}")
+        final = _follow(backend, rec, console)
+        return report(final, time.monotonic() - started)
+    except ClientError as exc:
+        fail(f"error: {exc}", exc.code)
+    finally:
+        backend.close()
+
+
+def _follow(backend: ApiBackend, rec: MigrationOut, console: Console) -> MigrationOut:
+    """Poll the record until it is final, drawing progress; Ctrl-C asks the leader to abort it."""
+    aborted_at: float | None = None
+    with Live(_line(rec.vm, rec, None), console=console, refresh_per_second=4, transient=True) as live:
+        while not rec.final:
+            try:
+                time.sleep(POLL_SECONDS)  # the polling period, not a synchronisation
+                rec = backend.migration(rec.id)
+                live.update(_line(rec.vm, rec, rec.progress))
+            except KeyboardInterrupt:
+                if aborted_at is not None:
+                    console.print(f"{rec.vm}: stopped watching; the leader goes on with migration {rec.id}")
+                    raise typer.Exit(EXIT_FAILED) from None
+                aborted_at = time.monotonic()
+                out = backend.abort(rec.id)
+                console.print(f"{rec.vm}: {out.message}")
+            if aborted_at is not None and time.monotonic() - aborted_at > ABORT_WAIT_SECONDS:
+                console.print(
+                    f"{rec.vm}: the abort did not end it within {ABORT_WAIT_SECONDS:g} s ({rec.id})"
+                )
+                break
+    return rec

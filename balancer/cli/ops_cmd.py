@@ -1,7 +1,8 @@
 """Operator commands: drain, undrain, drains, plans [show], approve, reject, migrations, abort.
 
-They talk to the service's API (client.py) and, when no service answers, to the store directly,
-except ``abort``, which only the executor running the migration can do. Exit codes as in cli/__init__.
+They talk to the service's API (client.py); with ``--local`` (explicit, and only while no instance
+leads) to the store directly. ``abort`` needs the leader, which runs the migration. Exit codes as in
+cli/__init__.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ TokenOption = typer.Option(
     None, "--token", envvar=TOKEN_ENV, help="API token (default: config's write token)."
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON (the API's response bodies).")
+LocalOption = typer.Option(
+    False,
+    "--local",
+    help="No service runs: act on the store (store.url) directly. Refused while any instance leads.",
+)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 
@@ -74,16 +80,13 @@ def _known_host(cfg: Config | None, host: str) -> None:
 
 @contextmanager
 def _backend(
-    config: Path | None, api: str | None, token: str | None, host: str | None = None
+    config: Path | None, api: str | None, token: str | None, host: str | None = None, local: bool = False
 ) -> Iterator[Backend]:
-    cfg = _config(config, api)
+    cfg = _config(config, None if local else api)
     if host is not None:
         _known_host(cfg, host)
-    err = Console(stderr=True)
     try:
-        backend = connect(
-            cfg, api, token, lambda text: err.print(text, style="yellow", highlight=False, soft_wrap=True)
-        )
+        backend = connect(cfg, api, token, local)
         try:
             yield backend
         finally:
@@ -149,8 +152,11 @@ def drain(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
     """Ask the service to move every VM off HOST (idempotent; nothing new is placed on it)."""
+    if wait and local:
+        fail("--wait: with --local no service runs to empty the host; drop one of them", EXIT_INPUT)
     seconds = parse_duration(deadline, "--deadline") if deadline is not None else None
     try:
         req = DrainCreate(host=host, deadline_seconds=seconds, note=note)
@@ -161,10 +167,12 @@ def drain(
             "\n".join(f"{options.get(p.field, p.field)}: {p.value!r} {p.message}" for p in problems),
             EXIT_INPUT,
         )
-    with _backend(config, api, token, host) as backend:
+    with _backend(config, api, token, host, local) as backend:
         d, created = backend.create_drain(req)
         what = "opened" if created else f"already open since {_at(d.created_at)} (by {d.requested_by})"
         print(f"{host}: drain {d.id} {what}" + (f"; deadline {_at(d.deadline)}" if d.deadline else ""))
+        if local:
+            print(f"{host}: written to {backend.where}; the next `balancer run` on it acts on the drain")
         if wait:
             raise typer.Exit(_wait(backend, host, interval))
 
@@ -200,9 +208,11 @@ def undrain(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
-    """Cancel the open drain of HOST; VMs already moved stay where they are."""
-    with _backend(config, api, token, host) as backend:
+    """Cancel the open drain of HOST (its moves not started yet are withdrawn; VMs already moved stay),
+    or put a drained HOST back in service."""
+    with _backend(config, api, token, host, local) as backend:
         try:
             d = backend.cancel_drain(host)
         except ClientError as exc:
@@ -219,9 +229,10 @@ def drains(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
     """Drains with progress: VMs and bytes left, in flight, done, failed, ETA, and what blocks them."""
-    with _backend(config, api, token) as backend:
+    with _backend(config, api, token, local=local) as backend:
         found = backend.drains(limit)
     if as_json:
         print_json([d.model_dump(mode="json") for d in found])
@@ -253,11 +264,12 @@ def plans(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
     """List stored plans, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    with _backend(config, api, token) as backend:
+    with _backend(config, api, token, local=local) as backend:
         found = backend.plans(status, limit)
     if as_json:
         print_json([p.model_dump(mode="json") for p in found])
@@ -279,9 +291,10 @@ def plans_show(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
     """One plan: each move with its reason, cost and load before -> after; the skips and why."""
-    with _backend(config, api, token) as backend:
+    with _backend(config, api, token, local=local) as backend:
         p = backend.plan(plan_id)
     if as_json:
         print_json(p.model_dump(mode="json"))
@@ -309,9 +322,9 @@ def _load(m: MoveOut, side: str) -> str:
 
 
 def _decide(approve: bool, plan_id: int, move: int | None, api: str | None, token: str | None,
-            config: Path | None) -> None:  # fmt: skip
+            config: Path | None, local: bool) -> None:  # fmt: skip
     verb = "approved" if approve else "rejected"
-    with _backend(config, api, token) as backend:
+    with _backend(config, api, token, local=local) as backend:
         if move is None:
             p = backend.decide_plan(plan_id, approve)
             print(f"plan {p.id} {verb}; moves: {_counts(p)}")
@@ -326,9 +339,10 @@ def approve(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
-    """Approve a plan (its undecided moves start at the next tick), or one move of it."""
-    _decide(True, plan_id, move, api, token, config)
+    """Approve a plan (its undecided moves start within a second on the leader), or one move of it."""
+    _decide(True, plan_id, move, api, token, config, local)
 
 
 def reject(
@@ -337,9 +351,10 @@ def reject(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
     """Reject a plan (its moves that have not started), or one move of it."""
-    _decide(False, plan_id, move, api, token, config)
+    _decide(False, plan_id, move, api, token, config, local)
 
 
 # --------------------------------------------------------------------------- migrations
@@ -351,9 +366,10 @@ def migrations(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
     """The migration journal, newest first, with outcomes and libvirt's errors."""
-    with _backend(config, api, token) as backend:
+    with _backend(config, api, token, local=local) as backend:
         found = backend.migrations(state, vm, limit)
     if as_json:
         print_json([m.model_dump(mode="json") for m in found])
@@ -369,9 +385,10 @@ def abort(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
     config: Path | None = ConfigOption,
+    local: bool = LocalOption,
 ) -> None:
-    """Abort a queued or running migration (needs the service that runs it: the leader)."""
-    with _backend(config, api, token) as backend:
+    """Abort a queued or running migration (the leader runs it; a follower's answer is followed)."""
+    with _backend(config, api, token, local=local) as backend:
         out = backend.abort(migration_id)
     print(f"{out.id}: {out.message}")
 

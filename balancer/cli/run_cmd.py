@@ -7,7 +7,7 @@ from typing import Literal
 
 import typer
 
-from balancer.cli.common import ConfigOption, load_config
+from balancer.cli.common import ConfigOption, config_path, load_config
 
 
 def register(app: typer.Typer) -> None:
@@ -25,12 +25,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the balancer: collect, plan and act every interval; serve the API and /metrics."""
         from balancer.cli.common import EXIT_INPUT, fail
+        from balancer.daemon import serve
         from balancer.service import logs
-        from balancer.service.loop import serve
 
         cfg = load_config(config)
         if log_format not in (None, "text", "json"):
             fail(f"--log-format: {log_format!r} is not one of 'text' or 'json'", EXIT_INPUT)
         fmt: Literal["text", "json"] = log_format or cfg.logging.format  # type: ignore[assignment]
         logs.setup(fmt, cfg.logging.level)
-        raise SystemExit(serve(cfg, abort_on_exit=abort_on_exit))
+        path = config_path(config)
+        raise SystemExit(serve(cfg, abort_on_exit=abort_on_exit, config_path=path, log_format=log_format))

@@ -9,12 +9,15 @@ States (``model.MoveState``) and the transitions allowed between them::
 A skip (the precondition no longer holds: VM gone or already on the target) ends as ``aborted``
 with the skip's reason as outcome: nothing was tried, so it must not count as a failed migration.
 Recovery may move any unfinished record to any final state.
+
+Every write is a compare-and-set in the store, fenced by the leader lease (``Store.journal(fence)``):
+it lands only while the record is still in the state this process last wrote and is owned by this
+leader's term. Otherwise the store raises ``RecordChanged`` (an undrain withdrew a queued move, a newer
+leader adopted the record) or ``LeaseLost``, and the caller stops: a final record is never rewritten.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -27,10 +30,25 @@ from balancer.reasons import Reason
 
 
 class JournalStore(Protocol):
-    """The part of the store the executor needs (``balancer.store.Store`` implements it)."""
+    """The part of the store the executor needs: ``Store.journal(fence)`` (a FencedJournal)."""
 
-    def save_record(self, rec: MigrationRecord) -> Any: ...
-    def get_record(self, id: str) -> MigrationRecord: ...
+    def now(self) -> float:
+        """Epoch seconds on the store's clock: what records are stamped with."""
+        ...
+
+    def create_record(self, rec: MigrationRecord, drain_open: int | None = None) -> MigrationRecord:
+        """Insert a new record, stamped with this leader's epoch; returns it as stored."""
+        ...
+
+    def update_record(self, rec: MigrationRecord, expect: MoveState) -> None:
+        """Replace the record if it is still in state ``expect`` at this epoch (RecordChanged if not)."""
+        ...
+
+    def adopt_record(self, rec: MigrationRecord) -> MigrationRecord:
+        """Take an unfinished record of an older term over; returns it stamped with this epoch."""
+        ...
+
+    def get_record(self, record_id: str) -> MigrationRecord: ...
     def unfinished_records(self) -> Sequence[MigrationRecord]: ...
 
 
@@ -79,24 +97,26 @@ class Journal:
     """Saves records through a JournalStore and emits a StateChanged event for each transition."""
 
     def __init__(
-        self, store: JournalStore, sink: EventSink = discard, clock: Callable[[], float] = time.time
+        self, store: JournalStore, sink: EventSink = discard, clock: Callable[[], float] | None = None
     ) -> None:
         self.store = store
         self.sink = sink
-        self.clock = clock
-        self._lock = threading.Lock()
+        self.clock = clock or store.now
 
-    def create(self, rec: MigrationRecord) -> MigrationRecord:
-        with self._lock:
-            self.store.save_record(rec)
-        self.sink(StateChanged(rec, None))
-        return rec
+    def create(self, rec: MigrationRecord, drain_open: int | None = None) -> MigrationRecord:
+        """Journal a new move (``queued``); with ``drain_open``, only while that drain is open."""
+        stored = self.store.create_record(rec, drain_open)
+        self.sink(StateChanged(stored, None))
+        return stored
+
+    def adopt(self, rec: MigrationRecord) -> MigrationRecord:
+        """Make an older term's unfinished record this leader's (RecordChanged if it moved meanwhile)."""
+        return self.store.adopt_record(rec)
 
     def update(self, rec: MigrationRecord, **changes: Any) -> MigrationRecord:
         """Save figures without changing state (bytes copied, volumes created...)."""
         new = replace(rec, updated_at=self.clock(), **changes)
-        with self._lock:
-            self.store.save_record(new)
+        self.store.update_record(new, rec.state)
         return new
 
     def move_to(
@@ -116,8 +136,7 @@ class Journal:
         if state.final:
             changes.setdefault("finished_at", now)
         new = replace(rec, state=state, updated_at=now, **changes)
-        with self._lock:
-            self.store.save_record(new)
+        self.store.update_record(new, rec.state)
         self.sink(StateChanged(new, rec.state))
         return new
 

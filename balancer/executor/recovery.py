@@ -39,10 +39,12 @@ def recover(
     args: ExecutorArgs,
     sink: EventSink = discard,
 ) -> list[MigrationRecord]:
-    """Reconcile all unfinished records, oldest first; returns their final records."""
+    """Reconcile all unfinished records, oldest first, adopting each into ``store``'s leader term first;
+    returns their final records. (The service adopts through its Runner instead, which holds each
+    record's admission slots while it reconciles; this is for tools and tests.)"""
     journal = Journal(store, sink)
     pending = sorted(store.unfinished_records(), key=lambda r: r.created_at)
-    return [reconcile(rec, journal, hypervisors, args) for rec in pending]
+    return [reconcile(journal.adopt(rec), journal, hypervisors, args) for rec in pending]
 
 
 def reconcile(

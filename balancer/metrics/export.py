@@ -17,6 +17,7 @@ The registry is passed in (tests use a fresh ``CollectorRegistry``).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -320,3 +321,71 @@ class Metrics:
         for s in plan.skips:
             self.skipped.labels(s.reason.value).inc()
         self.state.update(plan=plan)
+
+
+class ControlMetrics(Collector):
+    """The control plane: leadership, loop liveness and config reloads (issue 12).
+
+    ``balancer_last_tick_age_seconds`` is computed at scrape time on the monotonic clock, so an alert
+    on it fires for a loop that stopped whatever the host's wall clock does (a timestamp gauge compared
+    with Prometheus's ``time()`` does not, across a clock step).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lock = threading.Lock()
+        self._epoch: int | None = None
+        self._last_tick: float | None = None  # monotonic
+        registry.register(self)
+        self.leader_changes = Counter(
+            "balancer_leader_changes_total",
+            "Leadership gained or lost by this instance (event: acquired, lost).",
+            ["event"],
+            registry=registry,
+        )
+        for event in ("acquired", "lost"):
+            self.leader_changes.labels(event)
+        self.reloads = Counter(
+            "balancer_config_reloads_total",
+            "Config reloads on SIGHUP, by result (ok, error).",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("ok", "error"):
+            self.reloads.labels(result)
+        self.reload_ok = Gauge(
+            "balancer_config_last_reload_successful",
+            "1 if the last config reload (SIGHUP) was applied, 0 if it was refused (the old config runs).",
+            registry=registry,
+        )
+        self.reload_ok.set(1)
+        self.adopted = Counter(
+            "balancer_migrations_adopted_total",
+            "Unfinished migrations of an older leader term this leader took over, by state.",
+            ["state"],
+            registry=registry,
+        )
+
+    def term(self, epoch: int | None) -> None:
+        with self._lock:
+            self._epoch = epoch
+
+    def ticked(self, monotonic_at: float) -> None:
+        with self._lock:
+            self._last_tick = monotonic_at
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            epoch, last = self._epoch, self._last_tick
+        term = GaugeMetricFamily(
+            "balancer_leader_epoch", "The leader term this instance holds (absent when it does not lead)."
+        )
+        if epoch is not None:
+            term.add_metric([], epoch)
+        yield term
+        age = GaugeMetricFamily(
+            "balancer_last_tick_age_seconds",
+            "Seconds since the last tick completed (monotonic clock; absent before the first).",
+        )
+        if last is not None:
+            age.add_metric([], max(0.0, time.monotonic() - last))
+        yield age

@@ -1,174 +1,331 @@
-"""One tick of the service: collect → Snapshot → plan → Plan → act per the automation level.
+"""The service: collect → Snapshot → plan → Plan → act per the automation level, as one authority.
 
-``Service.tick()`` is what APScheduler calls (loop.py). It never blocks on a migration: moves go to
-the executor's Runner, which runs them in its own threads across ticks; the next plan sees them as
-in flight (their targets' load counts as already arrived, policy/workspace.py).
+``Service.tick()`` runs every ``collection.interval_seconds`` and ``Service.intake()`` in between (the
+daemon's loop calls both, one at a time, on the monotonic clock). Neither blocks on a migration:
+moves go to the executor's Runner, which runs them in its own threads; the next plan sees them as in
+flight. Outcomes come back through one queue, drained at the start of each tick and intake, and what
+the API shows is one ``Live`` value, replaced whole.
 
-Automation levels:
+Only the leader acts. Each leadership term (service/leadership.py) gets a Runner of its own, whose
+journal writes and host actions are fenced by the term's epoch. When a term starts, the unfinished
+moves of older terms are adopted: ``queued`` ones end (``leader_changed``), the others are reconciled
+to their end by the new Runner, holding their admission slots; a process never reconciles a move it
+is itself running. When a term ends, its Runner detaches at once (nothing new starts; running
+migrations are left to the next leader). A follower collects so its API can answer reads.
 
-* ``off``: collect and export only; nothing is planned or moved, drains stay open and say so;
-* ``recommend``: plans are stored as *proposed*; a move starts only when an operator approves it
-  or its plan. Drain moves are the exception: the drain request is the operator's approval;
-* ``auto``: every planned move goes to the executor.
-
-Only the leader plans and executes (ha.py); a follower collects so its API can answer reads.
+Automation levels (acting.py): ``off`` plans nothing; ``recommend`` stores proposals and starts drain
+moves at once (the drain request is the approval); ``auto`` starts every planned move.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import replace
 
+from balancer.api.actions import resolve_migration
+from balancer.api.context import Live, NotLeader
+from balancer.api.schemas import MigrationCreate, ProgressNow
 from balancer.config import Config
-from balancer.errors import StoreError
+from balancer.errors import Conflict, LeaseLost, StoreError
 from balancer.executor.events import Outcome, OutcomeStatus
-from balancer.executor.runner import Runner
+from balancer.executor.hypervisor import HypervisorFactory
+from balancer.executor.runner import Runner, VmBusy, move_of
 from balancer.metrics.collector import Collector
-from balancer.metrics.export import DrainGauge, Metrics
-from balancer.model import Move, Plan, PlannerState, Snapshot
+from balancer.metrics.export import ControlMetrics, Metrics
+from balancer.model import MigrationRecord, Move, MoveCost, Plan, PlannerState, Snapshot
 from balancer.policy import plan as make_plan
 from balancer.reasons import PRIORITY, Reason
 from balancer.service import wiring
-from balancer.service.drains import drain_bandwidth, progress
+from balancer.service.acting import Acting, Planned, Term
+from balancer.service.drains import DrainBook
 from balancer.service.efficacy import Efficacy
+from balancer.service.events import ServiceSink
+from balancer.service.leadership import LeaderTerm, LeaseKeeper
 from balancer.store import Store
-from balancer.store.records import DrainRequest, DrainState, MoveStatus, PlanStatus
+from balancer.store.records import DrainRequest, DrainState, MoveStatus
 
 log = logging.getLogger("balancer.service")
-
-
-@dataclass
-class Live:
-    """What the API shows between ticks; replaced, never mutated in place."""
-
-    snapshot: Snapshot | None = None
-    plan: Plan | None = None
-    plan_id: int | None = None
-    leader: bool = False
-    last_tick: float | None = None
-    last_error: str | None = None
-    moves: dict[str, Move] = field(default_factory=dict)  # journal id -> move, for this process's runner
-    plan_moves: dict[str, tuple[int, int]] = field(default_factory=dict)  # journal id -> (plan id, index)
+_FOLLOW = {OutcomeStatus.SUCCEEDED: MoveStatus.SUCCEEDED, OutcomeStatus.SKIPPED: MoveStatus.SKIPPED}
 
 
 class Service:
-    """Ties collection, planning, the store and the executor together; one tick at a time."""
+    """Ties collection, planning, the store and the executor together; implements the API's
+    ServiceControl."""
 
     def __init__(
         self,
         cfg: Config,
         store: Store,
         collector: Collector,
-        runner: Runner,
         metrics: Metrics,
-        efficacy: Efficacy | None = None,
-        is_leader: Callable[[float], bool] = lambda _now: True,
-        on_leadership: Callable[[], object] = lambda: None,
-        clock: Callable[[], float] = time.time,
+        hypervisors: HypervisorFactory,
+        keeper: LeaseKeeper,
+        control: ControlMetrics,
     ) -> None:
         self.cfg = cfg
         self.store = store
         self.collector = collector
-        self.runner = runner
         self.metrics = metrics
-        self.is_leader = is_leader
-        self.on_leadership = on_leadership
-        self.clock = clock
-        self.live = Live()
-        self.efficacy = efficacy or Efficacy(metrics, cfg.service.efficacy_minutes * 60)
-        self._recovered = False
+        self.hypervisors = hypervisors
+        self.keeper = keeper
+        self.control = control
+        self.efficacy = Efficacy(metrics, cfg.service.efficacy_minutes * 60)
+        self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.sink = ServiceSink(metrics, self._outcomes.put)
+        self.drains = DrainBook(store, metrics)
+        self._live = Live()
+        self._term: Term | None = None
+        self._term_lock = threading.Lock()  # the term is swapped by the loop and by the lease thread
+        self._act_lock = threading.Lock()  # tick, intake and operator requests act one at a time
         self._collections = 0
-        self._blockers_logged: dict[str, tuple[tuple[str, str, str], ...]] = {}
-        self._tick_lock = threading.Lock()
-        self._bandwidth = drain_bandwidth(
-            cfg.limits.per_source, cfg.limits.bandwidth_mib_s, cfg.limits.host_bandwidth_mib_s
-        )
+        self._stopping = False
         metrics.state.update(automation=cfg.automation)
 
-    # ------------------------------------------------------------------ the tick
+    # ------------------------------------------------------------------ ServiceControl (the API)
+    def live(self) -> Live:
+        return self._live
+
+    def progress(self, record_id: str) -> ProgressNow | None:
+        return self.sink.progress(record_id)
+
+    def abort(self, record_id: str) -> bool:
+        term = self._current_term()
+        return term is not None and term.runner.abort(record_id)
+
+    def migrate(self, request: MigrationCreate, actor: str) -> MigrationRecord:
+        """An operator's migration, through this leader's queue, admission and journal."""
+        term = self._current_term()
+        if term is None:
+            lease = self.store.current_leader()
+            holder = lease.holder if lease is not None else None
+            raise NotLeader(
+                "this instance does not lead; every migration goes through the leader"
+                + (f" ({holder})" if holder else " (none elected right now: retry shortly)"),
+                holder,
+            )
+        source = resolve_migration(self.cfg, self._live.snapshot, request)
+        move = Move(
+            request.vm, source, request.target, Reason.MANUAL, MoveCost(0, 0, 0, 0.0), detail=f"by {actor}"
+        )
+        with self._act_lock:
+            busy = {r.vm: r for r in self.store.unfinished_records() if r.epoch < term.epoch}
+            if request.vm in busy:
+                raise Conflict(
+                    f"{request.vm} has an unfinished migration {busy[request.vm].id} of an older leader "
+                    "term; this leader adopts it first"
+                )
+            try:
+                rec = term.runner.submit_one(
+                    move,
+                    bandwidth_mib_s=request.bandwidth_mib_s,
+                    copy_mode="full" if request.full_copy else None,
+                )
+            except VmBusy as exc:
+                raise Conflict(str(exc)) from None
+            term.planned[rec.id] = Planned(move)
+        self.metrics.migrations_started.labels(Reason.MANUAL.value).inc()
+        self._publish(in_flight=tuple(r for r, _ in term.runner.active()))
+        return rec
+
+    def preview(self, drains: Collection[str]) -> Plan:
+        """The planner on this instance's view, with ``drains`` added; nothing stored or started."""
+        snap = self._live.snapshot
+        if snap is None:
+            raise Conflict("no collection has completed yet; retry after the first tick")
+        now = self.store.now()
+        open_drains = {d.host for d in self.store.drains(state=DrainState.OPEN)}
+        draining = frozenset(open_drains | set(drains))
+        snap = wiring.with_host_states(snap, set(draining), set())
+        state = PlannerState(draining=draining, in_flight=self._in_flight_moves(), recent=self._recent(now))
+        return make_plan(snap, state, wiring.plan_args(self.cfg), now)
+
+    # ------------------------------------------------------------------ the loop
     def tick(self) -> Plan | None:
-        """Run one tick; returns the plan made (None for a follower or automation ``off``)."""
-        if not self._tick_lock.acquire(blocking=False):
-            log.warning("event=tick_skipped reason=previous_tick_running")
-            return None
+        """Run one tick; returns the plan made (None for a follower, automation ``off``, or an error)."""
         started = time.monotonic()
         try:
-            result = self._tick(self.clock())
+            result = self._tick()
             self.metrics.ticks.labels("ok").inc()
-            self.metrics.last_success.set(self.clock())
-            self.live.last_error = None
+            self.metrics.last_success.set(self.store.now())
             return result
         except Exception as exc:  # one bad tick must not kill the loop; it is counted and logged
             self.metrics.ticks.labels("error").inc()
-            self.live.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("event=tick_failed error=%r", self.live.last_error)
+            error = f"{type(exc).__name__}: {exc}"
+            self._publish(last_error=error)
+            log.exception("event=tick_failed error=%r", error)
             return None
         finally:
             self.metrics.tick_duration.observe(time.monotonic() - started)
-            self._tick_lock.release()
 
-    def _tick(self, now: float) -> Plan | None:
-        leader = self.is_leader(now)
-        if not leader:
-            self._recovered = False  # lost the lease: recover again if it comes back
-        elif not self._recovered:
-            # A new leader reconciles the journal (moves a dead leader left unfinished) before planning.
-            self.on_leadership()
-            self._recovered = True
-        open_drains = {d.host: d for d in self.store.drains(state=DrainState.OPEN)}
-        # A host whose (latest) drain finished stays in maintenance until an operator undrains it.
+    def intake(self) -> None:
+        """Between ticks, on the leader: outcomes, operators' approvals, moves an undrain withdrew."""
+        term = self._current_term()
+        if term is None:
+            return
+        try:
+            with self._act_lock:
+                self._consume_outcomes(term)
+                unfinished = self.store.unfinished_records()
+                term.runner.forget_withdrawn(r.id for r in unfinished)
+                self._acting(term, self.store.now(), unfinished).start_approved()
+            self._publish(in_flight=tuple(r for r, _ in term.runner.active()))
+        except (LeaseLost, StoreError) as exc:
+            log.warning("event=intake_failed error=%r", str(exc))
+
+    def _tick(self) -> Plan | None:
+        now = self.store.now()
+        term = self._current_term()
+        with self._act_lock:
+            if term is not None:
+                self._consume_outcomes(term)
+            open_drains, drained = self._drain_view()
+            snap = self._collect(now, set(open_drains), drained)
+            self.efficacy.check(snap, now)
+            recent = self._recent(now)
+            leader = term is not None
+            self.metrics.state.update(leader=leader)
+            first_sample = self._collections < 2
+            if first_sample:
+                # CPU load is a rate between two polls: the first tick knows no VM's CPU yet (0.0 cores),
+                # and a plan made on it would move VMs by a load that is not there.
+                log.info("event=plan_skipped reason=first_sample detail='CPU rates need a second poll'")
+            plan: Plan | None = None
+            plan_id = self._live.plan_id
+            if term is not None:
+                unfinished = self.store.unfinished_records()
+                term.runner.forget_withdrawn(r.id for r in unfinished)
+                if self.cfg.automation != "off" and not first_sample:
+                    acting = self._acting(term, now, unfinished, open_drains)
+                    acting.start_approved()  # before planning, so the plan counts them as in flight
+                    state = PlannerState(
+                        draining=frozenset(open_drains), in_flight=self._in_flight_moves(), recent=recent
+                    )
+                    t0 = time.monotonic()
+                    plan = make_plan(snap, state, wiring.plan_args(self.cfg), now)
+                    self.metrics.plan_made(plan, time.monotonic() - t0)
+                    plan_id = (
+                        acting.act(plan, self.cfg.automation, self._proposal_ttl()) if plan.moves else None
+                    )
+                self.drains.update(
+                    open_drains, drained, snap, plan, now, term.lease.fence, wiring.drain_bandwidth(self.cfg)
+                )
+                self._export_executor_state(term.runner)
+                self.sink.retain({r.id for r, _ in term.runner.active()})
+        in_flight = tuple(r for r, _ in term.runner.active()) if term is not None else ()
+        self._publish(
+            snapshot=snap,
+            plan=plan if plan is not None else self._live.plan,
+            plan_id=plan_id,
+            leader=leader,
+            epoch=term.epoch if term is not None else None,
+            last_tick=now,
+            last_tick_monotonic=time.monotonic(),
+            last_error=None,
+            in_flight=in_flight,
+            recent=recent,
+        )
+        self.control.ticked(time.monotonic())
+        return plan
+
+    # ------------------------------------------------------------------ leadership
+    def current_runner(self) -> Runner | None:
+        """The Runner of the term started last (None while none runs); starts nothing."""
+        term = self._term
+        return term.runner if term is not None else None
+
+    def leadership_changed(self, term: LeaderTerm | None) -> None:
+        """The lease thread's news. A lost term detaches its Runner at once (no waiting for a tick)."""
+        self.control.leader_changes.labels("acquired" if term is not None else "lost").inc()
+        self.control.term(term.epoch if term is not None else None)
+        if term is None:
+            self._end_term("the lease was lost")
+
+    def _current_term(self) -> Term | None:
+        """The Term of the lease this process holds now, started (and older moves adopted) if new."""
+        lease = self.keeper.term()
+        with self._term_lock:
+            current = self._term
+            if current is not None and (lease is None or lease.epoch != current.epoch):
+                self._term = None
+                current.runner.detach(f"leadership term {current.epoch} ended")
+                current = None
+            if lease is None or self._stopping:
+                return None
+            if current is None:
+                current = self._term = Term(lease, self._runner(lease))
+                fresh = True
+            else:
+                fresh = False
+        if fresh:
+            self._adopt(current)
+        return current
+
+    def _end_term(self, why: str) -> None:
+        with self._term_lock:
+            current, self._term = self._term, None
+        if current is not None:
+            left = current.runner.detach(why)
+            log.warning("event=term_ended epoch=%d why=%r left=%d", current.epoch, why, len(left))
+            self._publish(leader=False, epoch=None, in_flight=())
+
+    def _runner(self, lease: LeaderTerm) -> Runner:
+        return Runner(
+            self.cfg.executor,
+            self.cfg.limits,
+            self.hypervisors,
+            self.store.journal(lease.fence),
+            wiring.executor_endpoints(self.cfg),
+            self.sink,
+            snapshot=lambda: self._live.snapshot,
+            rule_check=wiring.rule_check(self.cfg),
+            term=lease,
+        )
+
+    def _adopt(self, term: Term) -> None:
+        """Take over the unfinished moves of older terms (never this term's own)."""
+        try:
+            orphans = [r for r in self.store.unfinished_records() if r.epoch < term.epoch]
+            owned = term.runner.adopt(orphans)
+        except (LeaseLost, StoreError) as exc:
+            log.warning("event=adoption_failed epoch=%d error=%r", term.epoch, str(exc))
+            return
+        for rec in orphans:
+            self.control.adopted.labels(rec.state.value).inc()
+        for rec in owned:
+            term.planned[rec.id] = Planned(move_of(rec))
+        log.info(
+            "event=term_started epoch=%d adopted=%d ended_queued=%d",
+            term.epoch,
+            len(owned),
+            len(orphans) - len(owned),
+        )
+
+    # ------------------------------------------------------------------ steps
+    def _acting(
+        self,
+        term: Term,
+        now: float,
+        unfinished: Collection[MigrationRecord],
+        open_drains: dict[str, DrainRequest] | None = None,
+    ) -> Acting:
+        if open_drains is None:
+            open_drains, _ = self._drain_view()
+        busy = {r.vm for r in unfinished}
+        return Acting(self.store, term, self.metrics, now, {h: d.id for h, d in open_drains.items()}, busy)
+
+    def _drain_view(self) -> tuple[dict[str, DrainRequest], set[str]]:
+        """Open drains by host, and hosts a finished drain keeps in maintenance until an undrain."""
         latest: dict[str, DrainRequest] = {}
         for d in self.store.drains():  # newest first
             latest.setdefault(d.host, d)
+        open_drains = {h: d for h, d in latest.items() if d.state == DrainState.OPEN}
         drained = {h for h, d in latest.items() if d.state == DrainState.DONE}
-        snap = self._collect(now, set(open_drains), drained)
-        self.live.leader = leader
-        self.metrics.state.update(leader=leader)
-        self.efficacy.check(snap, now)
-        first_sample = self._collections < 2
-        if first_sample:
-            # CPU load is a rate between two polls: the first tick knows no VM's CPU yet (0.0 cores), and
-            # a plan made on it would move VMs by a load that is not there.
-            log.info("event=plan_skipped reason=first_sample detail='CPU rates need a second poll'")
-        if not leader or self.cfg.automation == "off" or first_sample:
-            if leader:  # only the leader writes drain progress; a follower's gauges stay empty
-                self._update_drains(open_drains, snap, None, now, drained)
-            self.live.last_tick = now
-            return None
+        return open_drains, drained
 
-        # Approved moves start before planning, so the new plan counts them as in flight: planned after
-        # them, it could otherwise send the same VM elsewhere in the same tick.
-        self._start_approved(now)
-        state = PlannerState(
-            draining=frozenset(open_drains),
-            in_flight=tuple(self._in_flight_moves()),
-            recent=self.store.recent_moves(now - self._history_seconds()),
-        )
-        t0 = time.monotonic()
-        plan = make_plan(snap, state, wiring.plan_args(self.cfg), now)
-        self.metrics.plan_made(plan, time.monotonic() - t0)
-        self.live.plan = plan
-        for m in plan.moves:
-            log.info(
-                "event=move_planned vm=%s source=%s target=%s reason=%s bytes=%d detail=%r",
-                m.vm,
-                m.source,
-                m.target,
-                m.reason.value,
-                m.cost.total_bytes,
-                m.detail,
-            )
-        if plan.moves:
-            self._act(plan, now)
-        self._update_drains(open_drains, snap, plan, now, drained)
-        self._export_executor_state()
-        self.live.last_tick = now
-        return plan
-
-    # ------------------------------------------------------------------ steps
     def _collect(self, now: float, draining: set[str], drained: set[str]) -> Snapshot:
         raw = self.collector.tick(now)
         self._collections += 1
@@ -182,141 +339,70 @@ class Service:
                     str(sample.error),
                 )
         snap = wiring.with_host_states(raw, draining, set(self.cfg.rules.exclude_hosts) | drained)
-        self.live.snapshot = snap
         self.metrics.state.update(
             snapshot=snap, load=snap.load_ratios(), collection_seconds=self.collector.poll_seconds()
         )
         return snap
 
-    def _act(self, plan: Plan, now: float) -> None:
-        """Store the plan; start what the automation level allows."""
-        auto = self.cfg.automation == "auto"
-        if not auto:
-            # The same proposal tick after tick keeps its id, so an operator can approve it.
-            current = self.store.plans(status=PlanStatus.PROPOSED, limit=1)
-            if current and _signature(current[0].plan) == _signature(plan):
-                self.live.plan_id = current[0].id
+    def _consume_outcomes(self, term: Term) -> None:
+        """Outcomes of the executor, in the order they ended: stored plan moves follow them."""
+        while True:
+            try:
+                out = self._outcomes.get_nowait()
+            except queue.Empty:
                 return
-        row = self.store.save_plan(
-            plan, self.cfg.automation, now, status=PlanStatus.APPROVED if auto else PlanStatus.PROPOSED
-        )
-        self.store.mark_stale_plans_superseded(now, keep=row.id)
-        self.live.plan_id = row.id
-        for mrow in row.moves:
-            move = plan.moves[mrow.index]
-            if auto or move.reason == Reason.DRAIN:
-                if not auto:
-                    self.store.approve_move(row.id, mrow.index, "drain-request", now)
-                self._submit(row.id, mrow.index, move, now)
+            planned = term.planned.pop(out.record.id, None)
+            try:
+                self.store.follow_outcome(
+                    out.record.id, _FOLLOW.get(out.status, MoveStatus.FAILED), fence=term.lease.fence
+                )
+            except LeaseLost:
+                return  # the next leader sees the journal; the plan view is secondary
+            if out.ok and planned is not None:
+                self.efficacy.moved(planned.move, self.store.now())
 
-    def _start_approved(self, now: float) -> None:
-        """Approved moves not started yet: an operator's approval (recommend mode), or an approved plan a
-        previous leader stored and died before starting; the executor re-checks each at start."""
-        rows = (*self.store.plans(status=PlanStatus.APPROVED), *self.store.plans(status=PlanStatus.PROPOSED))
-        for row in rows:
-            for mrow in row.moves:
-                if mrow.status == MoveStatus.APPROVED and mrow.migration_id is None:
-                    self._submit(row.id, mrow.index, row.plan.moves[mrow.index], now)
+    def _in_flight_moves(self) -> tuple[Move, ...]:
+        term = self._term
+        if term is not None:
+            return tuple(move for _, move in term.runner.active())
+        return tuple(move_of(r) for r in self.store.unfinished_records())
 
-    def _submit(self, plan_id: int, index: int, move: Move, now: float) -> None:
-        busy = {m.vm for m in self._in_flight_moves()}
-        if move.vm in busy:
-            # Another move of this VM is queued or running; this one was planned without it and is not
-            # kept for later, when it would run on a stale picture.
-            self.store.set_move_status(plan_id, index, MoveStatus.SKIPPED, migration_id=None)
-            log.info("event=move_skipped vm=%s plan=%d index=%d reason=in_flight", move.vm, plan_id, index)
-            return
-        (rec,) = self.runner.submit([move], plan_id=plan_id)
-        self.live.moves[rec.id] = move
-        self.live.plan_moves[rec.id] = (plan_id, index)
-        self.store.set_move_status(plan_id, index, MoveStatus.STARTED, migration_id=rec.id)
-        self.metrics.migrations_started.labels(move.reason.value).inc()
-        log.info(
-            "event=move_submitted id=%s vm=%s source=%s target=%s reason=%s plan=%d",
-            rec.id,
-            move.vm,
-            move.source,
-            move.target,
-            move.reason.value,
-            plan_id,
-        )
+    def _recent(self, now: float) -> tuple:  # type: ignore[type-arg]
+        p = self.cfg.policy
+        return self.store.recent_moves(now - max(p.cooldown_minutes, p.quarantine_minutes) * 60.0)
 
-    def finished(self, outcome: Outcome) -> None:
-        """An executor outcome: the stored plan's move follows it (called from a worker thread)."""
-        where = self.live.plan_moves.pop(outcome.record.id, None)
-        if where is None:
-            return
-        status = {
-            OutcomeStatus.SUCCEEDED: MoveStatus.SUCCEEDED,
-            OutcomeStatus.SKIPPED: MoveStatus.SKIPPED,
-        }.get(outcome.status, MoveStatus.FAILED)
-        try:
-            self.store.set_move_status(*where, status, migration_id=outcome.record.id)
-        except StoreError as exc:  # the journal has the truth; the plan view is secondary
-            log.warning("event=plan_move_status_failed id=%s error=%r", outcome.record.id, str(exc))
+    def _proposal_ttl(self) -> float:
+        return self.cfg.service.proposal_ttl_seconds or 3 * self.cfg.collection.interval_seconds
 
-    def _in_flight_moves(self) -> list[Move]:
-        ids = [r.id for r in (*self.runner.queued(), *self.runner.in_flight())]
-        return [self.live.moves[i] for i in ids if i in self.live.moves]
-
-    def _update_drains(
-        self,
-        open_drains: dict[str, DrainRequest],
-        snap: Snapshot,
-        plan: Plan | None,
-        now: float,
-        drained: frozenset[str] | set[str] = frozenset(),
-    ) -> None:
-        # Hosts held in maintenance by a finished drain read 0 (not absent), so graphs end at zero.
-        gauges: dict[str, DrainGauge] = {h: DrainGauge(0, 0, 0.0, 0) for h in drained}
-        if not open_drains:
-            self.metrics.state.update(drains=gauges)
-            return
-        since = min(d.created_at for d in open_drains.values())
-        records = self.store.records(since=since)
-        for host, d in open_drains.items():
-            p = progress(host, snap, plan, records, d.created_at, self._bandwidth)
-            if p.vms_remaining == 0 and not p.in_flight:
-                self.store.close_drain(d.id, DrainState.DONE, "balancer", now, progress=p)
-                log.info("event=drain_done host=%s id=%d done=%d failed=%d", host, d.id, p.done, p.failed)
-                gauges[host] = DrainGauge(vms_remaining=0, bytes_remaining=0, eta_seconds=0.0, blocked_vms=0)
-                continue
-            self.store.update_drain_progress(d.id, p, now)
-            gauges[host] = DrainGauge(
-                vms_remaining=p.vms_remaining,
-                bytes_remaining=p.bytes_remaining,
-                eta_seconds=p.eta_seconds,
-                blocked_vms=len(p.blockers),
-                deadline=d.deadline,
-            )
-            seen = tuple((b.vm, b.reason.value, b.detail) for b in p.blockers)
-            if self._blockers_logged.get(host) != seen:  # one line when the blockers change, not every tick
-                self._blockers_logged[host] = seen
-                for b in p.blockers:
-                    log.warning(
-                        "event=drain_blocked host=%s vm=%s reason=%s detail=%r",
-                        host,
-                        b.vm,
-                        b.reason.value,
-                        b.detail,
-                    )
-        self.metrics.state.update(drains=gauges)
-
-    def _export_executor_state(self) -> None:
-        queued = self.runner.queued()
+    def _export_executor_state(self, runner: Runner) -> None:
+        queued = runner.queued()
         depth: dict[str, int] = {r.value: 0 for r in PRIORITY}  # every priority, so a drained queue reads 0
         for rec in queued:
             depth[rec.reason.value] = depth.get(rec.reason.value, 0) + 1
-        running = self.runner.in_flight()
+        running = runner.in_flight()
         starts = [r.started_at or r.created_at for r in running]
         self.metrics.state.update(
             queue_depth=depth, in_flight=len(running), oldest_in_flight_started=min(starts, default=None)
         )
 
-    def _history_seconds(self) -> float:
-        p = self.cfg.policy
-        return max(p.cooldown_minutes, p.quarantine_minutes) * 60.0
+    def _publish(self, **changes: object) -> None:
+        self._live = replace(self._live, **changes)  # type: ignore[arg-type]
 
+    # ------------------------------------------------------------------ config and shutdown
+    def reconfigure(self, cfg: Config) -> None:
+        """Apply a reloaded config from the next tick on (the daemon validated it and checked what a
+        reload cannot change). A running term keeps its Runner's limits until the next term."""
+        with self._act_lock:
+            self.cfg = cfg
+            self.metrics.state.update(automation=cfg.automation)
+            self.efficacy.delay = cfg.service.efficacy_minutes * 60
 
-def _signature(plan: Plan) -> tuple[tuple[str, str, str, str], ...]:
-    return tuple((m.vm, m.source, m.target, m.reason.value) for m in plan.moves)
+    def shutdown(self, grace_seconds: float, abort: bool = False) -> list[MigrationRecord]:
+        """Stop acting: queued moves end ``shutdown``, running ones get ``grace_seconds`` to finish and
+        are then left to the next leader (or recovery at the next start)."""
+        self._stopping = True
+        with self._term_lock:
+            term = self._term
+        if term is None:
+            return []
+        return term.runner.shutdown(grace_seconds, abort=abort)

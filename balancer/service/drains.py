@@ -8,17 +8,17 @@ prediction from the caps, and the API and metrics say so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 
+from balancer.metrics.export import DrainGauge, Metrics
 from balancer.model import MigrationRecord, MoveState, Plan, Snapshot
-from balancer.store.records import Blocker, DrainProgress
+from balancer.store import Store
+from balancer.store.records import Blocker, DrainProgress, DrainRequest, Fence
+
+log = logging.getLogger("balancer.service")
 
 _FAILED = (MoveState.FAILED, MoveState.ABORTED, MoveState.NEEDS_ATTENTION)
-
-
-def drain_bandwidth(per_source: int, bandwidth_mib_s: int, host_bandwidth_mib_s: int) -> float:
-    """Bytes/s the limits allow out of one draining host."""
-    return float(min(per_source * bandwidth_mib_s, host_bandwidth_mib_s) * 2**20)
 
 
 def progress(
@@ -65,3 +65,69 @@ def progress(
         eta_seconds=eta,
         blockers=blockers,
     )
+
+
+class DrainBook:
+    """The leader's bookkeeping of open drains each tick: progress, done, blockers, gauges."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._blockers_logged: dict[str, tuple[tuple[str, str, str], ...]] = {}
+
+    def update(
+        self,
+        open_drains: Mapping[str, DrainRequest],
+        drained: set[str],
+        snap: Snapshot,
+        plan: Plan | None,
+        now: float,
+        fence: Fence,
+        bandwidth_bytes_s: float,
+    ) -> None:
+        """Record progress of every open drain (fenced), close those whose host is empty, log blockers
+        once when they change, and set the drain gauges."""
+        # Hosts held in maintenance by a finished drain read 0 (not absent), so graphs end at zero.
+        gauges: dict[str, DrainGauge] = {h: DrainGauge(0, 0, 0.0, 0) for h in drained}
+        if open_drains:
+            since = min(d.created_at for d in open_drains.values())
+            records = self.store.records(since=since)
+            for host, d in open_drains.items():
+                gauges[host] = self._one(host, d, snap, plan, records, now, fence, bandwidth_bytes_s)
+        self.metrics.state.update(drains=gauges)
+
+    def _one(
+        self,
+        host: str,
+        d: DrainRequest,
+        snap: Snapshot,
+        plan: Plan | None,
+        records: Iterable[MigrationRecord],
+        now: float,
+        fence: Fence,
+        bandwidth_bytes_s: float,
+    ) -> DrainGauge:
+        p = progress(host, snap, plan, records, d.created_at, bandwidth_bytes_s)
+        if p.vms_remaining == 0 and not p.in_flight:
+            self.store.finish_drain(d.id, now, progress=p, fence=fence)
+            log.info("event=drain_done host=%s id=%d done=%d failed=%d", host, d.id, p.done, p.failed)
+            return DrainGauge(vms_remaining=0, bytes_remaining=0, eta_seconds=0.0, blocked_vms=0)
+        self.store.update_drain_progress(d.id, p, now, fence=fence)
+        seen = tuple((b.vm, b.reason.value, b.detail) for b in p.blockers)
+        if self._blockers_logged.get(host) != seen:  # one line when the blockers change, not every tick
+            self._blockers_logged[host] = seen
+            for b in p.blockers:
+                log.warning(
+                    "event=drain_blocked host=%s vm=%s reason=%s detail=%r",
+                    host,
+                    b.vm,
+                    b.reason.value,
+                    b.detail,
+                )
+        return DrainGauge(
+            vms_remaining=p.vms_remaining,
+            bytes_remaining=p.bytes_remaining,
+            eta_seconds=p.eta_seconds,
+            blocked_vms=len(p.blockers),
+            deadline=d.deadline,
+        )

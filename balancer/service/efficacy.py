@@ -74,4 +74,3 @@ class Efficacy:
             helped,
             max(errors, default=0.0),
         )
-

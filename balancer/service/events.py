@@ -1,52 +1,71 @@
-"""Executor events → metrics, one structured log line per decision, and efficacy checks."""
+"""Executor events → metrics, one structured log line per decision, live progress, and the outcome queue.
+
+The sink runs in the executor's worker threads and never blocks for long: outcomes are handed to the
+service through ``on_finished`` (a queue the tick drains), so the store's plan bookkeeping and the
+efficacy checks happen in the service's own loop, one at a time.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
+from balancer.api.schemas import ProgressNow
 from balancer.executor.events import Event, Finished, Note, Outcome, Progress, StateChanged, Waiting
 from balancer.metrics.export import Metrics
-from balancer.model import Move
-from balancer.service.efficacy import Efficacy
 
 log = logging.getLogger("balancer.executor")
 
 
 class ServiceSink:
-    """The Runner's EventSink in the service. Called from worker threads; never blocks for long."""
+    """The Runners' EventSink in the service. Called from worker threads."""
 
-    def __init__(
-        self,
-        metrics: Metrics,
-        efficacy: Efficacy,
-        moves: dict[str, Move],
-        on_finished: Callable[[Outcome], None] = lambda _outcome: None,
-    ) -> None:
+    def __init__(self, metrics: Metrics, on_finished: Callable[[Outcome], None]) -> None:
         self.metrics = metrics
-        self.efficacy = efficacy
-        self.moves = moves  # journal id -> Move (shared with Service.live.moves)
         self.on_finished = on_finished
-        self._rates: dict[str, tuple[str, str, float]] = {}  # record id -> (source, target, bytes/s)
+        self._progress: dict[str, Progress] = {}
         self._lock = threading.Lock()
+
+    def progress(self, record_id: str) -> ProgressNow | None:
+        """The last progress event of a running move (None once it ended, or never polled)."""
+        with self._lock:
+            p = self._progress.get(record_id)
+        if p is None:
+            return None
+        return ProgressNow(
+            phase=p.phase,
+            bytes_copied=p.bytes_copied,
+            bytes_remaining=p.bytes_remaining,
+            rate_bytes_s=p.rate_bytes_s,
+            elapsed_seconds=p.elapsed_s,
+            memory_iteration=p.memory_iteration,
+        )
+
+    def retain(self, record_ids: set[str]) -> None:
+        """Forget progress of moves no longer held (left to another leader without a Finished event)."""
+        with self._lock:
+            for rid in [r for r in self._progress if r not in record_ids]:
+                del self._progress[rid]
+        self._export_bandwidth()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Progress):
             with self._lock:
-                self._rates[event.record_id] = (event.source, event.target, event.rate_bytes_s)
+                self._progress[event.record_id] = event
             self._export_bandwidth()
         elif isinstance(event, StateChanged):
             r = event.record
             log.info(
-                "event=migration_state id=%s vm=%s source=%s target=%s state=%s previous=%s detail=%r",
+                "event=migration_state id=%s vm=%s source=%s target=%s state=%s previous=%s epoch=%d "
+                "detail=%r",
                 r.id,
                 r.vm,
                 r.source,
                 r.target,
                 r.state.value,
                 event.previous.value if event.previous else None,
+                r.epoch,
                 r.detail,
             )
         elif isinstance(event, Waiting):
@@ -70,13 +89,12 @@ class ServiceSink:
                 event.message,
             )
         elif isinstance(event, Finished):
-            self._finished(event)
+            self._finished(event.outcome)
 
-    def _finished(self, event: Finished) -> None:
-        out = event.outcome
+    def _finished(self, out: Outcome) -> None:
         r = out.record
         with self._lock:
-            self._rates.pop(r.id, None)
+            self._progress.pop(r.id, None)
         self._export_bandwidth()
         self.metrics.migrations_finished.labels(out.status.value, out.reason.value).inc()
         self.metrics.copied_bytes.labels("disk").inc(r.disk_bytes)
@@ -99,15 +117,12 @@ class ServiceSink:
             r.disk_bytes + r.memory_bytes + r.backing_bytes,
             error,
         )
-        move = self.moves.get(r.id)
-        if out.ok and move is not None:
-            self.efficacy.moved(move, r.finished_at or time.time())
         self.on_finished(out)
 
     def _export_bandwidth(self) -> None:
         with self._lock:
             per_host: dict[str, float] = {}
-            for source, target, rate in self._rates.values():
-                per_host[source] = per_host.get(source, 0.0) + rate
-                per_host[target] = per_host.get(target, 0.0) + rate
+            for p in self._progress.values():
+                per_host[p.source] = per_host.get(p.source, 0.0) + p.rate_bytes_s
+                per_host[p.target] = per_host.get(p.target, 0.0) + p.rate_bytes_s
         self.metrics.state.update(host_bandwidth=per_host)

@@ -66,6 +66,12 @@ def with_host_states(snap: Snapshot, draining: set[str], maintenance: set[str]) 
     return replace(snap, hosts=tuple(hosts))
 
 
+def drain_bandwidth(cfg: Config) -> float:
+    """Bytes/s the limits allow out of one draining host (the drain ETA's rate)."""
+    lim = cfg.limits
+    return float(min(lim.per_source * lim.bandwidth_mib_s, lim.host_bandwidth_mib_s) * 2**20)
+
+
 def rule_check(cfg: Config) -> Callable[[Move, Snapshot], Reason | None]:
     """The executor's re-check of placement rules at move start (policy/check.py owns the semantics)."""
     return rule_checker(cfg.rules)

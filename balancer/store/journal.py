@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, or_, select
+from sqlalchemy import Connection, RowMapping, func, or_, select, update
 
-from balancer.errors import NotFound, StoreError
+from balancer.errors import NotFound, RecordChanged, StoreError
 from balancer.model import MigrationRecord, MoveState, PastMove
 from balancer.reasons import Reason
 from balancer.store.db import insert_for
@@ -28,22 +28,79 @@ _NOT_TRIED = tuple(
         Reason.VM_NOT_ON_SOURCE,
         Reason.VM_ALREADY_ON_TARGET,
         Reason.NOT_RUNNING,
+        Reason.DRAIN_CANCELLED,
+        Reason.LEADER_CHANGED,
+        Reason.VM_BUSY,
     )
 )
+_QUEUED = MoveState.QUEUED.value
 
 
 def save(conn: Connection, rec: MigrationRecord) -> None:
-    row: dict[str, Any] = {name: getattr(rec, name) for name in _FIELDS}
-    row["created_volumes"] = list(rec.created_volumes)
-    for key in ("reason", "state", "outcome"):
-        row[key] = None if row[key] is None else str(row[key])
-    stmt = insert_for(conn, migrations).values(**row)
+    """Insert or replace a record as it is, unconditionally (imports and test fixtures only: the
+    executor writes through ``insert``/``transition``, fenced by the leader lease)."""
+    stmt = insert_for(conn, migrations).values(**_row(rec))
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[migrations.c.id],
             set_={k: stmt.excluded[k] for k in _FIELDS if k != "id"},
         )
     )
+
+
+def _row(rec: MigrationRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {name: getattr(rec, name) for name in _FIELDS}
+    row["created_volumes"] = list(rec.created_volumes)
+    for key in ("reason", "state", "outcome"):
+        row[key] = None if row[key] is None else str(row[key])
+    return row
+
+
+def insert(conn: Connection, rec: MigrationRecord) -> None:
+    """A new record (its id must be new): the first journal write of a move."""
+    conn.execute(migrations.insert().values(**_row(rec)))
+
+
+def transition(conn: Connection, rec: MigrationRecord, expect: MoveState, owner: int) -> None:
+    """Replace record ``rec.id`` only while it is still in state ``expect`` and owned by epoch ``owner``
+    (``rec.epoch`` itself, or an older term when a new leader adopts the record).
+
+    RecordChanged (with the stored record) when it is not: an undrain withdrew it, a newer leader
+    adopted it, or it already ended. A final record is therefore never rewritten.
+    """
+    values = {k: v for k, v in _row(rec).items() if k != "id"}
+    done = conn.execute(
+        update(migrations)
+        .where(migrations.c.id == rec.id, migrations.c.state == expect.value, migrations.c.epoch == owner)
+        .values(**values)
+    )
+    if done.rowcount == 1:
+        return
+    current = conn.execute(select(migrations).where(migrations.c.id == rec.id)).mappings().first()
+    now = _record(current) if current is not None else None
+    seen = "absent" if now is None else f"{now.state.value} at epoch {now.epoch}"
+    raise RecordChanged(f"migration {rec.id}: expected {expect.value} at epoch {owner}, found {seen}", now)
+
+
+def withdraw_queued_of_drain(conn: Connection, drain_id: int, actor: str, now: float) -> tuple[str, ...]:
+    """End every still-queued move of drain ``drain_id`` as aborted (``drain_cancelled``); their ids.
+
+    Runs in the undrain's transaction: a leader that has not admitted such a move yet finds it
+    withdrawn (its queued → prechecking transition fails) and never starts it.
+    """
+    stmt = (
+        update(migrations)
+        .where(migrations.c.drain_id == drain_id, migrations.c.state == _QUEUED)
+        .values(
+            state=MoveState.ABORTED.value,
+            outcome=Reason.DRAIN_CANCELLED.value,
+            finished_at=now,
+            updated_at=now,
+            detail=f"withdrawn before it started: drain {drain_id} cancelled by {actor}",
+        )
+        .returning(migrations.c.id)
+    )
+    return tuple(sorted(conn.execute(stmt).scalars()))
 
 
 def get(conn: Connection, record_id: str) -> MigrationRecord:

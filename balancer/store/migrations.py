@@ -123,7 +123,22 @@ _V1 = _ddl(
         expires_at DOUBLE PRECISION NOT NULL)""",
 )
 
-STEPS: tuple[Step, ...] = (Step(1, "drains, plans, journal, audit, leader lease", _V1),)
+# Fenced leadership (issue 12): the lease carries a term (epoch) that grows on every change of holder and
+# the clock its expiry is judged by; each journal record names the term that owns it and the drain it
+# serves; a proposal expires.
+_V2 = _ddl(
+    "ALTER TABLE leader ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE leader ADD COLUMN clock TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE migrations ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE migrations ADD COLUMN drain_id BIGINT",
+    "CREATE INDEX migrations_drain ON migrations (drain_id, state)",
+    "ALTER TABLE plans ADD COLUMN expires_at DOUBLE PRECISION",
+)
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "drains, plans, journal, audit, leader lease", _V1),
+    Step(2, "fenced leadership: lease epoch and clock, record epoch and drain, proposal expiry", _V2),
+)
 LATEST = STEPS[-1].version
 
 

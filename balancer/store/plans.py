@@ -23,7 +23,15 @@ _DECIDABLE = (PlanStatus.PROPOSED, PlanStatus.APPROVED)
 _AUTOMATIONS = ("off", "recommend", "auto")
 
 
-def save(conn: Connection, plan: Plan, automation: Automation, now: float, status: PlanStatus) -> int:
+def save(
+    conn: Connection,
+    plan: Plan,
+    automation: Automation,
+    now: float,
+    status: PlanStatus,
+    expires_at: float | None = None,
+    decided_by: str | None = None,
+) -> int:
     """Insert the plan and its moves; moves start approved when the plan does, else proposed."""
     plan_id = conn.execute(
         insert(plans).values(
@@ -32,6 +40,9 @@ def save(conn: Connection, plan: Plan, automation: Automation, now: float, statu
             automation=automation,
             plan=plan_to_dict(plan),
             updated_at=now,
+            expires_at=expires_at,
+            decided_by=decided_by,
+            decided_at=now if decided_by is not None else None,
         )
     ).inserted_primary_key[0]  # type: ignore[index]
     move_status = MoveStatus.PROPOSED if status == PlanStatus.PROPOSED else MoveStatus.APPROVED
@@ -48,6 +59,8 @@ def save(conn: Connection, plan: Plan, automation: Automation, now: float, statu
                     "reason": m.reason.value,
                     "bytes": m.cost.total_bytes,
                     "status": move_status.value,
+                    "decided_by": decided_by,
+                    "decided_at": now if decided_by is not None else None,
                 }
                 for i, m in enumerate(plan.moves)
             ],
@@ -73,11 +86,23 @@ def find(conn: Connection, status: PlanStatus | None, limit: int | None) -> tupl
     return _plans(conn, list(conn.execute(q).mappings()))
 
 
+def with_approved_moves(conn: Connection) -> tuple[PlanRow, ...]:
+    """Approved or proposed plans holding approved moves nobody started yet, oldest first."""
+    ids = (
+        select(plan_moves.c.plan_id)
+        .where(plan_moves.c.status == MoveStatus.APPROVED.value, plan_moves.c.migration_id.is_(None))
+        .distinct()
+    )
+    live = (PlanStatus.APPROVED.value, PlanStatus.PROPOSED.value)
+    q = select(plans).where(plans.c.id.in_(ids), plans.c.status.in_(live)).order_by(plans.c.id)
+    return _plans(conn, list(conn.execute(q).mappings()))
+
+
 def decide(conn: Connection, plan_id: int, approve: bool, actor: str, now: float) -> PlanRow:
     """Approve or reject a plan and its undecided moves (a move rejected on its own stays rejected)."""
     plan = get(conn, plan_id, for_update=True)
     new = PlanStatus.APPROVED if approve else PlanStatus.REJECTED
-    _check_decidable(plan, new)
+    _check_decidable(plan, new, now)
     if plan.status != new:
         conn.execute(
             update(plans)
@@ -102,7 +127,7 @@ def decide_move(
     plan = get(conn, plan_id, for_update=True)
     move = _move(plan, index)
     new = MoveStatus.APPROVED if approve else MoveStatus.REJECTED
-    _check_decidable(plan, None)
+    _check_decidable(plan, None, now)
     if move.status not in (MoveStatus.PROPOSED, MoveStatus.APPROVED):
         raise Conflict(f"plan {plan_id} move {index} is {move.status.value}; it can no longer be decided")
     if move.status != new:
@@ -137,6 +162,52 @@ def set_move_status(
     return _move(get(conn, plan_id), index)
 
 
+def follow(conn: Connection, migration_id: str, status: MoveStatus) -> int:
+    """Set the status of the plan move that started ``migration_id`` (while it is ``started``)."""
+    done = conn.execute(
+        update(plan_moves)
+        .where(plan_moves.c.migration_id == migration_id, plan_moves.c.status == MoveStatus.STARTED.value)
+        .values(status=status.value)
+    )
+    return int(done.rowcount)
+
+
+def refresh(conn: Connection, plan_id: int, now: float, expires_at: float) -> None:
+    """The planner proposed plan ``plan_id`` again: it stays current until ``expires_at``."""
+    conn.execute(
+        update(plans)
+        .where(plans.c.id == plan_id, plans.c.status == PlanStatus.PROPOSED.value)
+        .values(updated_at=now, expires_at=expires_at)
+    )
+
+
+def expire(conn: Connection, now: float) -> tuple[int, ...]:
+    """Mark proposals whose time ran out ``expired``; their ids."""
+    stmt = (
+        update(plans)
+        .where(plans.c.status == PlanStatus.PROPOSED.value, plans.c.expires_at <= now)
+        .values(status=PlanStatus.EXPIRED.value, updated_at=now)
+        .returning(plans.c.id)
+    )
+    return tuple(sorted(int(i) for i in conn.execute(stmt).scalars()))
+
+
+def withdraw_drain_moves(conn: Connection, host: str, actor: str, now: float) -> int:
+    """Undrain: drain moves off ``host`` that were never handed to the executor become ``withdrawn``."""
+    undecided = (MoveStatus.PROPOSED.value, MoveStatus.APPROVED.value)
+    done = conn.execute(
+        update(plan_moves)
+        .where(
+            plan_moves.c.source == host,
+            plan_moves.c.reason == Reason.DRAIN.value,
+            plan_moves.c.status.in_(undecided),
+            plan_moves.c.migration_id.is_(None),
+        )
+        .values(status=MoveStatus.WITHDRAWN.value, decided_by=actor, decided_at=now)
+    )
+    return int(done.rowcount)
+
+
 def supersede_stale(conn: Connection, now: float, keep: int | None) -> tuple[int, ...]:
     """Mark every proposed plan except ``keep`` (default: the newest plan) superseded; their ids."""
     if keep is None:
@@ -150,9 +221,14 @@ def supersede_stale(conn: Connection, now: float, keep: int | None) -> tuple[int
     return tuple(sorted(int(i) for i in conn.execute(stmt).scalars()))
 
 
-def _check_decidable(plan: PlanRow, new: PlanStatus | None) -> None:
+def _check_decidable(plan: PlanRow, new: PlanStatus | None, now: float) -> None:
     if plan.status not in _DECIDABLE and plan.status != new:
         raise Conflict(f"plan {plan.id} is {plan.status.value}; it can no longer be approved or rejected")
+    if plan.status == PlanStatus.PROPOSED and plan.expires_at is not None and now >= plan.expires_at:
+        raise Conflict(
+            f"plan {plan.id} expired: the planner has not proposed it since {plan.updated_at:.0f}; "
+            "approve the current proposal instead (`balancer plans --status proposed`)"
+        )
 
 
 def _move(plan: PlanRow, index: int) -> PlanMoveRow:
@@ -190,6 +266,7 @@ def _plan_row(r: RowMapping, moves: tuple[PlanMoveRow, ...]) -> PlanRow:
         updated_at=r["updated_at"],
         decided_by=r["decided_by"],
         decided_at=r["decided_at"],
+        expires_at=r["expires_at"],
     )
 
 

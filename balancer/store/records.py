@@ -41,6 +41,7 @@ class PlanStatus(StrEnum):
     EXECUTING = "executing"
     DONE = "done"
     SUPERSEDED = "superseded"  # a newer plan replaced it before anyone decided
+    EXPIRED = "expired"  # the planner stopped proposing it before anyone decided (service.proposal_ttl)
 
 
 class MoveStatus(StrEnum):
@@ -51,6 +52,7 @@ class MoveStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"  # a pre-check found the move no longer applies
+    WITHDRAWN = "withdrawn"  # never started: its drain was cancelled (undrain) before it ran
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class PlanRow:
     updated_at: float
     decided_by: str | None = None
     decided_at: float | None = None
+    expires_at: float | None = None  # a proposal not re-proposed or approved by then is stale
 
 
 @dataclass(frozen=True)
@@ -144,10 +147,30 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class Lease:
-    """Who leads, until when."""
+    """Who leads, in which term (``epoch``), until when (``expires_at``, on the store's clock)."""
 
     name: str
     holder: str
+    epoch: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A leader's credentials for leader-only writes: the store refuses them unless this holder still
+    holds lease ``name`` at ``epoch`` and it has not expired by the store's clock (``LeaseLost``)."""
+
+    holder: str
+    epoch: int
+    name: str = "balancer"
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """A successful acquire or renew: the term held, and the store's clock when the write ran."""
+
+    epoch: int
+    store_now: float
     expires_at: float
 
 

@@ -49,6 +49,7 @@ plans = Table(
     Column("decided_by", Text),
     Column("decided_at", Instant),
     Column("updated_at", Instant, nullable=False),
+    Column("expires_at", Instant),
 )
 
 plan_moves = Table(
@@ -96,6 +97,8 @@ migrations = Table(
     Column("error_message", Text),
     Column("detail", Text, nullable=False),
     Column("created_volumes", Json, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("drain_id", BigInteger),
 )
 
 audit = Table(
@@ -115,4 +118,6 @@ leader = Table(
     Column("name", Text, primary_key=True),
     Column("holder", Text, nullable=False),
     Column("expires_at", Instant, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("clock", Text, nullable=False),
 )

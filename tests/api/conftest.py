@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from balancer.api.app import ApiContext, create_app
+from balancer.api.context import Live
 from balancer.config import Config
-from balancer.service.core import Live
 from balancer.store import Store
 from tests.api.harness import Aborts, Clock, config, context
 from tests.pg import PgServer  # pg_server itself comes from tests/conftest.py

@@ -9,9 +9,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,24 @@ import yaml
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from balancer.api.actions import resolve_migration
 from balancer.api.app import ApiContext
+from balancer.api.context import Live, NotLeader
+from balancer.api.schemas import MigrationCreate, ProgressNow
 from balancer.config import Config, parse
 from balancer.metrics.export import Metrics
-from balancer.model import LoadChange, Move, MoveCost, Plan, Skip, Snapshot
+from balancer.model import (
+    LoadChange,
+    MigrationRecord,
+    Move,
+    MoveCost,
+    MoveState,
+    Plan,
+    PlannerState,
+    Skip,
+    Snapshot,
+)
 from balancer.reasons import Reason
-from balancer.service.core import Live
 from balancer.store import Store
 from tests.builders import GIB, NOW, host, snapshot, vm
 
@@ -110,6 +122,56 @@ class Aborts:
 
 
 @dataclass
+class StandIn:
+    """A ServiceControl for API tests: a Live value the test sets, recorded aborts and migrate requests,
+    and the real planner for previews. (The service itself is tested against real libvirt elsewhere.)"""
+
+    value: Live
+    aborts: Aborts
+    cfg: Config
+    migrations: list[tuple[MigrationCreate, str]] = field(default_factory=list)
+    progress_of: dict[str, ProgressNow] = field(default_factory=dict)
+
+    def live(self) -> Live:
+        return self.value
+
+    def set(self, **changes: Any) -> None:
+        self.value = replace(self.value, **changes)
+
+    def abort(self, record_id: str) -> bool:
+        return self.aborts(record_id)
+
+    def migrate(self, request: MigrationCreate, actor: str) -> MigrationRecord:
+        if not self.value.leader:
+            raise NotLeader("this instance does not lead", None)
+        source = resolve_migration(self.cfg, self.value.snapshot, request)
+        self.migrations.append((request, actor))
+        return MigrationRecord(
+            id=f"m-{len(self.migrations)}",
+            vm=request.vm,
+            source=source,
+            target=request.target,
+            reason=Reason.MANUAL,
+            state=MoveState.QUEUED,
+            created_at=NOW,
+            updated_at=NOW,
+        )
+
+    def progress(self, record_id: str) -> ProgressNow | None:
+        return self.progress_of.get(record_id)
+
+    def preview(self, drains: Collection[str]) -> Plan:
+        from balancer.policy import plan as make_plan
+        from balancer.service import wiring
+
+        snap = self.value.snapshot
+        assert snap is not None
+        snap = wiring.with_host_states(snap, set(drains), set())
+        state = PlannerState(draining=frozenset(drains))
+        return make_plan(snap, state, wiring.plan_args(self.cfg), NOW)
+
+
+@dataclass
 class Clock:
     now: float = NOW + 60
 
@@ -126,15 +188,26 @@ def context(
     clock: Callable[[], float] | None = None,
 ) -> ApiContext:
     registry = CollectorRegistry()
+    value = (
+        live
+        if live is not None
+        else Live(
+            snapshot=cluster(), last_tick=NOW, last_tick_monotonic=time.monotonic(), leader=True, epoch=1
+        )
+    )
     return ApiContext(
         cfg=cfg,
         store=store,
-        live=live if live is not None else Live(snapshot=cluster(), last_tick=NOW, leader=True),
+        control=StandIn(value, aborts if aborts is not None else Aborts(), cfg),
         registry=registry,
         metrics=Metrics(registry),
-        abort=aborts if aborts is not None else Aborts(),
         clock=clock if clock is not None else Clock(),
     )
+
+
+def stand_in(ctx: ApiContext) -> StandIn:
+    assert isinstance(ctx.control, StandIn)
+    return ctx.control
 
 
 # --------------------------------------------------------------------------- for the CLI tests

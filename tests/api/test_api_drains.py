@@ -11,6 +11,7 @@ from balancer.reasons import Reason
 from balancer.store import Store
 from balancer.store.records import Blocker, DrainProgress, DrainState
 from tests.api.harness import NOW, READ, WRITE, Clock
+from tests.leader import fence_of
 
 
 def test_a_drain_is_created_once_and_asking_again_returns_it(client: TestClient, store: Store) -> None:
@@ -106,7 +107,7 @@ def test_a_malformed_body_is_422_naming_the_field(
 
 def test_get_returns_the_open_drain_else_the_latest(client: TestClient, store: Store) -> None:
     old, _ = store.create_drain("h1", "ops", NOW - 100)
-    store.close_drain(old.id, DrainState.DONE, "balancer", NOW - 50)
+    store.finish_drain(old.id, NOW - 50, fence=fence_of(store))
     assert client.get("/v1/drains/h1", headers=READ).json()["state"] == "done"
     new, _ = store.create_drain("h1", "ops", NOW)
     assert client.get("/v1/drains/h1", headers=READ).json()["id"] == new.id
@@ -125,7 +126,9 @@ def test_get_of_a_host_never_drained_or_unknown_is_404(client: TestClient) -> No
 def test_progress_shows_remaining_in_flight_eta_and_blockers(client: TestClient, store: Store) -> None:
     d, _ = store.create_drain("h1", "ops", NOW)
     blocker = Blocker("db-1", Reason.NO_MEMORY, "no host with 64 GiB free")
-    store.update_drain_progress(d.id, DrainProgress(3, 30 * 2**30, ("web-1",), 1, 0, 600.0, (blocker,)), NOW)
+    store.update_drain_progress(
+        d.id, DrainProgress(3, 30 * 2**30, ("web-1",), 1, 0, 600.0, (blocker,)), NOW, fence=fence_of(store)
+    )
     got = client.get("/v1/drains/h1", headers=READ).json()
     assert got["progress"] == {
         "vms_remaining": 3,
@@ -144,7 +147,9 @@ def test_progress_shows_remaining_in_flight_eta_and_blockers(client: TestClient,
         ],
     }
     assert got["blocked"] is False  # web-1 is still moving
-    store.update_drain_progress(d.id, DrainProgress(2, 20 * 2**30, (), 2, 0, None, (blocker,)), NOW + 60)
+    store.update_drain_progress(
+        d.id, DrainProgress(2, 20 * 2**30, (), 2, 0, None, (blocker,)), NOW + 60, fence=fence_of(store)
+    )
     assert client.get("/v1/drains/h1", headers=READ).json()["blocked"] is True
 
 
@@ -165,7 +170,7 @@ def test_delete_after_a_finished_drain_puts_the_host_back_in_service(
     client: TestClient, store: Store
 ) -> None:
     d, _ = store.create_drain("h1", "ops", NOW)
-    store.close_drain(d.id, DrainState.DONE, "balancer", NOW + 1)
+    store.finish_drain(d.id, NOW + 1, fence=fence_of(store))
     r = client.delete("/v1/drains/h1", headers=WRITE)
     assert (r.status_code, r.json()["id"], r.json()["state"]) == (200, d.id, "released")
     assert store.audit_log(limit=1)[0].action == "drain.release"

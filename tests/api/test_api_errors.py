@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from balancer.api.app import ApiContext, create_app
 from balancer.store import Store
-from tests.api.harness import READ, WRITE, config, context
+from tests.api.harness import READ, WRITE, config, context, stand_in
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_not_ready_when_the_store_does_not_answer(sqlite_app: tuple[TestClient, 
 def test_a_bug_is_a_json_500_and_logged(
     client: TestClient, ctx: ApiContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ctx.live.snapshot = "not a snapshot"  # type: ignore[assignment]
+    stand_in(ctx).set(snapshot="not a snapshot")
     r = client.get("/v1/vms", headers=READ)
     assert r.status_code == 500
     assert r.json() == {"detail": "internal error (AttributeError); the service log has the traceback"}

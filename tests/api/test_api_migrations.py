@@ -9,7 +9,7 @@ from balancer.api.app import ApiContext
 from balancer.model import MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
-from tests.api.harness import NOW, READ, WRITE, Aborts, Clock
+from tests.api.harness import NOW, READ, WRITE, Aborts, Clock, stand_in
 from tests.store.builders import record
 
 
@@ -94,9 +94,9 @@ def test_abort_of_a_finished_migration_is_409(client: TestClient, aborts: Aborts
 def test_abort_on_a_follower_is_409_naming_the_leader(
     client: TestClient, ctx: ApiContext, store: Store, clock: Clock
 ) -> None:
-    ctx.live.leader = False
+    stand_in(ctx).set(leader=False, epoch=None)
     holder = "node-b/4242/abcd1234@http://10.0.0.2:8787"
-    assert store.acquire_or_renew_lease(holder, clock.now, 60.0)
+    assert store.acquire_lease(holder, 60.0) is not None
     r = client.post("/v1/migrations/m-run/abort", headers=WRITE)
     assert r.status_code == 409
     body = r.json()
@@ -110,7 +110,7 @@ def test_abort_on_a_follower_is_409_naming_the_leader(
 
 @pytest.mark.usefixtures("journal")
 def test_abort_with_no_leader_is_409_saying_so(client: TestClient, ctx: ApiContext) -> None:
-    ctx.live.leader = False
+    stand_in(ctx).set(leader=False, epoch=None)
     r = client.post("/v1/migrations/m-run/abort", headers=WRITE)
     assert r.status_code == 409
     assert r.json()["leader"] is None
@@ -121,4 +121,4 @@ def test_abort_with_no_leader_is_409_saying_so(client: TestClient, ctx: ApiConte
 def test_abort_on_the_leader_of_a_record_its_executor_lost_is_409(client: TestClient) -> None:
     r = client.post("/v1/migrations/m-run/abort", headers=WRITE)
     assert r.status_code == 409
-    assert "this leader's executor does not run it" in r.json()["detail"]
+    assert "but this leader (epoch 1) does not hold it" in r.json()["detail"]

@@ -8,16 +8,17 @@ from fastapi.testclient import TestClient
 from balancer.store import Store
 from balancer.store.records import MoveStatus, PlanStatus
 from tests.api.harness import NOW, READ, WRITE, plan
+from tests.leader import fence_of
 
 
 @pytest.fixture
 def plan_id(store: Store) -> int:
-    return store.save_plan(plan(), "recommend", NOW).id
+    return store.save_plan(plan(), "recommend", NOW, fence=fence_of(store)).id
 
 
 def test_plans_are_listed_newest_first_and_filtered_by_status(client: TestClient, store: Store) -> None:
-    first = store.save_plan(plan(), "recommend", NOW).id
-    second = store.save_plan(plan(), "auto", NOW, status=PlanStatus.APPROVED).id
+    first = store.save_plan(plan(), "recommend", NOW, fence=fence_of(store)).id
+    second = store.save_plan(plan(), "auto", NOW, status=PlanStatus.APPROVED, fence=fence_of(store)).id
     listed = client.get("/v1/plans", headers=READ).json()
     assert [p["id"] for p in listed] == [second, first]
     assert listed[1] | {"updated_at": 0} == {
@@ -34,6 +35,7 @@ def test_plans_are_listed_newest_first_and_filtered_by_status(client: TestClient
         "predicted_bytes": 2 * 9 * 2**30,
         "imbalance_before": 0.3,
         "imbalance_after": 0.1,
+        "expires_at": None,
     }
     assert [p["id"] for p in client.get("/v1/plans?status=approved", headers=READ).json()] == [second]
     assert len(client.get("/v1/plans?limit=1", headers=READ).json()) == 1
@@ -114,7 +116,7 @@ def test_moves_are_approved_and_rejected_one_by_one(client: TestClient, store: S
 
 
 def test_a_started_move_cannot_be_rejected(client: TestClient, store: Store, plan_id: int) -> None:
-    store.set_move_status(plan_id, 0, MoveStatus.STARTED, migration_id="m1")
+    store.set_move_status(plan_id, 0, MoveStatus.STARTED, migration_id="m1", fence=fence_of(store))
     r = client.post(f"/v1/plans/{plan_id}/moves/0/reject", headers=WRITE)
     assert r.status_code == 409
     assert "move 0 is started" in r.json()["detail"]

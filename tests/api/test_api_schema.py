@@ -19,6 +19,7 @@ from balancer.api.app import create_app
 from balancer.model import MoveState
 from balancer.store import Store
 from tests.api.harness import NOW, WRITE, config, context, plan
+from tests.leader import fence_of
 from tests.store.builders import record
 
 EXAMPLES = 30
@@ -28,7 +29,7 @@ EXAMPLES = 30
 def api_schema(tmp_path: Path) -> Iterator[schemathesis.BaseSchema]:
     url = f"sqlite:///{tmp_path}/balancer.db"
     with Store.open(url, now=0.0) as store:
-        store.save_plan(plan(), "recommend", NOW)
+        store.save_plan(plan(), "recommend", NOW, fence=fence_of(store))
         store.save_record(
             record("m-running", vm="web-1", source="h1", target="h2", state=MoveState.MIGRATING)
         )

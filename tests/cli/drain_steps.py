@@ -6,6 +6,7 @@ import time
 
 from balancer.store import Store
 from balancer.store.records import DrainProgress, DrainRequest, DrainState
+from tests.leader import fence_of
 from tests.waiting import wait_for
 
 
@@ -19,6 +20,6 @@ def opened_drain(store: Store) -> DrainRequest:
 def report_then_close(store: Store, progress: DrainProgress, done: DrainProgress) -> None:
     """A tick that reports ``progress``, then, a few CLI polls later, the one that finds the host empty."""
     d = opened_drain(store)
-    store.update_drain_progress(d.id, progress, time.time())
+    store.update_drain_progress(d.id, progress, time.time(), fence=fence_of(store))
     time.sleep(0.3)  # not a synchronisation: the watcher may or may not draw this progress; both are right
-    store.close_drain(d.id, DrainState.DONE, "balancer", time.time(), progress=done)
+    store.finish_drain(d.id, time.time(), progress=done, fence=fence_of(store))

@@ -9,7 +9,6 @@ import typer
 from typer.testing import CliRunner, Result
 
 from balancer.cli.ops_cmd import parse_duration, register
-from balancer.store import Store
 from tests.api.harness import free_port, write_config
 
 app = typer.Typer()
@@ -70,19 +69,12 @@ def test_no_service_and_no_config_is_exit_3(tmp_path: Path) -> None:
     assert "no service answers at http://127.0.0.1:" in r.stderr
 
 
-def test_an_unreachable_store_is_exit_3(tmp_path: Path) -> None:
+def test_an_unreachable_store_with_local_is_exit_3_without_the_password(tmp_path: Path) -> None:
     cfg = write_config(
         tmp_path / "c.yaml",
         f"postgresql+psycopg://u:secret@127.0.0.1:{free_port()}/b",
         listen=f"127.0.0.1:{free_port()}",
     )
-    r = run("drains", "--config", str(cfg))
-    assert r.exit_code == 3
-    assert "the store cannot be opened" in r.stderr and "secret" not in r.stderr
-
-
-def test_the_store_fallback_validates_hosts_too(cfg_file: Path, tmp_path: Path) -> None:
-    r = run("drains", "--config", str(cfg_file))
-    assert r.exit_code == 0 and "no drains" in r.stdout
-    with Store.open(f"sqlite:///{tmp_path}/b.db") as store:
-        assert store.drains() == ()
+    r = run("drains", "--local", "--config", str(cfg))
+    assert r.exit_code == 3, r.output
+    assert "error: --local:" in r.stderr and "secret" not in r.stderr

@@ -18,6 +18,7 @@ from balancer.executor.runner import Runner
 from balancer.lab import Lab
 from balancer.model import MoveState
 from balancer.store import Store
+from tests.leader import journal_of
 from tests.waiting import wait_for as wait_for  # re-exported: the tests here import it from this kit
 
 BASE = "/var/lib/libvirt/base/labguest-base.raw"
@@ -64,7 +65,7 @@ def make_runner(
     rec = Recorder()
     eps = endpoints(lab)
     args = args or ExecutorArgs(memory_headroom_mib=64, settle_seconds=20)
-    return Runner(args, limits or LimitArgs(), libvirt_factory(eps), store, eps, rec), rec
+    return Runner(args, limits or LimitArgs(), libvirt_factory(eps), journal_of(store), eps, rec), rec
 
 
 def copies(lab: Lab, vm: str) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ from balancer.lab import Lab
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
+from tests.leader import journal_of, lead
 
 pytestmark = pytest.mark.lab
 SLOW = LimitArgs(bandwidth_mib_s=8)
@@ -161,7 +162,8 @@ def test_balancer_killed_mid_migration_then_recovered(lab: Lab, lab_guest, tmp_p
         child.send_signal(signal.SIGKILL)
         child.wait(10)
         assert store.get_record(record_id).state == MoveState.MIGRATING
-        (final,) = recover(store, libvirt_factory(endpoints(lab)), ARGS)
+        lead(store)  # a new leader term, once the killed child's lease has expired
+        (final,) = recover(journal_of(store), libvirt_factory(endpoints(lab)), ARGS)
         print(final.state, final.outcome, final.detail)
         assert final.id == record_id and final.state in (MoveState.SUCCEEDED, MoveState.FAILED)
         assert_journal_matches(lab, store, record_id, guest.name, "h2", "h1")

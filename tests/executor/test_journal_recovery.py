@@ -13,6 +13,7 @@ from balancer.executor.recovery import recover
 from balancer.model import MigrationRecord, Move, MoveCost, MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
+from tests.leader import journal_of
 
 S = MoveState
 ARGS = ExecutorArgs(poll_seconds=0.05, settle_seconds=0.3, recovery_wait_seconds=2.0)
@@ -27,7 +28,7 @@ def rec_in(
     uuid: str = "",
     created: tuple[str, ...] = (),
 ) -> MigrationRecord:
-    j = Journal(store)
+    j = Journal(journal_of(store))
     r = j.create(new_record(Move(vm, src, dst, Reason.DRAIN, MoveCost(0, 0, 0, 0.0)), 1.0, 50))
     path = {
         S.QUEUED: [],
@@ -70,7 +71,7 @@ def test_every_transition_is_saved_with_times(store: Store) -> None:
     r = rec_in(store, S.MIGRATING)
     assert store.get_record(r.id).state == S.MIGRATING
     assert r.started_at is not None and r.finished_at is None
-    done = Journal(store).finish(r, S.FAILED, Reason.MIGRATION_FAILED, None, "x")
+    done = Journal(journal_of(store)).finish(r, S.FAILED, Reason.MIGRATION_FAILED, None, "x")
     saved = store.get_record(r.id)
     assert saved.state == S.FAILED and saved.outcome == Reason.MIGRATION_FAILED
     assert saved.finished_at == done.finished_at
@@ -82,7 +83,7 @@ def test_recovery_target_only_is_succeeded_and_source_cleaned(sim: SimCluster, s
     sim.hosts["h2"].domains[dom.uuid] = sim.hosts["h1"].domains.pop(dom.uuid)
     sim.add_volume("h2", "/var/lib/libvirt/images/a.qcow2", b"O", "qcow2")
     r = rec_in(store, S.MIGRATING, uuid=dom.uuid)
-    (out,) = recover(store, sim.hypervisor, ARGS)
+    (out,) = recover(journal_of(store), sim.hypervisor, ARGS)
     assert (out.id, out.state, out.outcome) == (r.id, S.SUCCEEDED, Reason.RECOVERED)
     assert "/var/lib/libvirt/images/a.qcow2" not in sim.hosts["h1"].volumes
     assert "/var/lib/libvirt/base/base.raw" in sim.hosts["h1"].volumes
@@ -92,7 +93,7 @@ def test_recovery_source_only_is_failed_and_target_leftovers_removed(sim: SimClu
     dom = sim.add_vm("a", "h1")
     sim.add_volume("h2", "/var/lib/libvirt/images/a.qcow2", b"\0", "qcow2")
     r = rec_in(store, S.MIGRATING, uuid=dom.uuid, created=("/var/lib/libvirt/images/a.qcow2",))
-    (out,) = recover(store, sim.hypervisor, ARGS)
+    (out,) = recover(journal_of(store), sim.hypervisor, ARGS)
     assert (out.id, out.state, out.outcome) == (r.id, S.FAILED, Reason.RECOVERED)
     assert "/var/lib/libvirt/images/a.qcow2" not in sim.hosts["h2"].volumes
     assert sim.where("a") == [("h1", "running")]
@@ -106,7 +107,7 @@ def test_recovery_both_or_neither_or_unreachable_needs_attention(sim: SimCluster
     far = sim.add_vm("far", "h1")
     sim.hosts["h3"].up = False
     r3 = rec_in(store, S.MIGRATING, vm="far", dst="h3", uuid=far.uuid, created=("/x",))
-    outs = {o.id: o for o in recover(store, sim.hypervisor, ARGS)}
+    outs = {o.id: o for o in recover(journal_of(store), sim.hypervisor, ARGS)}
     for r in (r1, r2, r3):
         assert outs[r.id].state == S.NEEDS_ATTENTION, outs[r.id].detail
     assert "unreachable" in outs[r3.id].detail
@@ -117,7 +118,7 @@ def test_recovery_of_queued_and_prechecking(sim: SimCluster, store: Store) -> No
     dom = sim.add_vm("a", "h1")
     q = rec_in(store, S.QUEUED)
     p = rec_in(store, S.PRECHECKING, uuid=dom.uuid)
-    outs = {o.id: o for o in recover(store, sim.hypervisor, ARGS)}
+    outs = {o.id: o for o in recover(journal_of(store), sim.hypervisor, ARGS)}
     assert (outs[q.id].state, outs[q.id].outcome) == (S.ABORTED, Reason.SHUTDOWN)
     # left before libvirt was asked to migrate: nothing was tried, so no quarantine (outcome shutdown)
     assert (outs[p.id].state, outs[p.id].outcome) == (S.ABORTED, Reason.SHUTDOWN)
@@ -139,6 +140,6 @@ def test_recovery_waits_for_a_migration_still_running(sim: SimCluster, store: St
     )
     t.start()
     r = rec_in(store, S.MIGRATING, uuid=dom.uuid)
-    (out,) = recover(store, sim.hypervisor, ARGS)
+    (out,) = recover(journal_of(store), sim.hypervisor, ARGS)
     t.join()
     assert (out.id, out.state) == (r.id, S.SUCCEEDED)

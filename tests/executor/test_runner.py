@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from exec_simcluster import SimCluster
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import Event, Finished, OutcomeStatus, StateChanged, Waiting
 from balancer.executor.facts import MigrationEndpoint
-from balancer.executor.runner import Runner
+from balancer.executor.runner import Runner, VmBusy
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
+from tests.leader import journal_of
 from tests.waiting import wait_for
 
 BASE = "/var/lib/libvirt/base/base.raw"
@@ -32,7 +34,7 @@ def runner(
     events: list[Event] | None = None,
 ) -> Runner:
     sink = events.append if events is not None else (lambda _e: None)
-    return Runner(args, limits or LimitArgs(), sim.hypervisor, store, eps, sink)
+    return Runner(args, limits or LimitArgs(), sim.hypervisor, journal_of(store), eps, sink)
 
 
 def test_success_journals_every_state_and_cleans_the_source(sim, sim_endpoints, store) -> None:
@@ -113,9 +115,10 @@ def test_failed_migration_removes_what_it_created_on_the_target(sim, sim_endpoin
 def test_precheck_skip_and_fail_are_distinct(sim, sim_endpoints, store) -> None:
     sim.add_vm("a", "h2")
     sim.add_vm("b", "h1", memory_mib=64)
+    sim.add_vm("c", "h1")
     sim.hosts["h3"].free_memory = 32 << 20
     r = runner(sim, sim_endpoints, store)
-    recs = r.submit([move("a", "h1", "h2"), move("b", "h1", "h3"), move("b", "h1", "h9")])
+    recs = r.submit([move("a", "h1", "h2"), move("b", "h1", "h3"), move("c", "h1", "h9")])
     outs = {o.record.id: o for o in r.wait([x.id for x in recs], timeout=10)}
     a, b, c = (outs[x.id] for x in recs)
     assert (a.status, a.reason, a.record.state) == (
@@ -212,3 +215,12 @@ def test_a_move_needing_room_starts_only_after_the_move_that_makes_it(sim, sim_e
     assert spans["y"][0] >= spans["x"][1], spans  # y started after x's migration ended
     waits = [e for e in events if isinstance(e, Waiting) and e.record_id == second.id]
     assert [w.reason for w in waits] == [Reason.WAIT_FOR_ROOM]
+
+
+def test_a_vm_with_a_move_held_gets_no_second_one(sim, sim_endpoints, store) -> None:
+    sim.add_vm("a", "h1")
+    r = runner(sim, sim_endpoints, store, limits=LimitArgs(per_source=1))
+    (first,) = r.submit([move("a", "h1", "h2")])
+    with pytest.raises(VmBusy, match=f"a already has migration {first.id}"):
+        r.submit_one(move("a", "h1", "h3"))
+    assert [rec.id for rec in store.records(vm="a")] == [first.id]  # nothing journaled for the refusal

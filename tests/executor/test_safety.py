@@ -28,9 +28,8 @@ def offending_lines() -> list[str]:
 
 def _runner_shutdown(rel: Path, code: str) -> bool:
     """Runner.shutdown(...) stops our own thread pool, not a domain; allow calls on runners only."""
-    return bool(re.search(r"\b(runner|self|r|pool|executor|scheduler|server)\.shutdown\(", code)) or bool(
-        re.search(r"def shutdown\(", code)
-    )
+    ours = r"\b(runner|self|r|pool|executor|scheduler|server|service)\.shutdown\("
+    return bool(re.search(ours, code)) or bool(re.search(r"def shutdown\(", code))
 
 
 def test_no_domain_is_destroyed_undefined_or_shut_down_by_product_code() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from balancer.config import Config, parse
-from balancer.service.loop import Running, build
+from balancer.daemon import Running, build
 
 TESTDRIVER = Path(__file__).resolve().parents[1] / "data" / "testdriver"
 
@@ -46,6 +46,7 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., Running]]:
 
     yield make
     for r in built:
-        r.runner.shutdown(5)
+        r.service.shutdown(5)
+        r.lease.stop()
         r.service.collector.close()
         r.store.close()

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from balancer.config import Config, parse
+from balancer.daemon import serve
 from balancer.lab import Lab
-from balancer.service.loop import serve
 from tests.prom import free_port
 from tests.waiting import wait_for
 

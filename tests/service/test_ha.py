@@ -69,7 +69,7 @@ def test_leader_killed_is_replaced_within_two_ticks_and_nothing_runs_twice(
         # The leader plans and starts moves (the test driver cannot migrate, so they fail and the VMs
         # are quarantined): the journal now has one record per moved VM.
         wait_for("the leader's first moves", lambda: store.records(), timeout=60)
-        lease = wait_for("a leader", lambda: store.current_leader(time.time()), timeout=60)
+        lease = wait_for("a leader", lambda: store.current_leader(), timeout=60)
         by_pid = {p.pid: n for n, p in procs.items()}
         leader = next(by_pid[pid] for pid in by_pid if f"/{pid}/" in lease.holder)
         follower = "two" if leader == "one" else "one"
@@ -78,7 +78,7 @@ def test_leader_killed_is_replaced_within_two_ticks_and_nothing_runs_twice(
         killed_at = time.time()
         new = wait_for(
             "the follower to lead",
-            lambda: (cur := store.current_leader(time.time())) and cur.holder != lease.holder and cur,
+            lambda: (cur := store.current_leader()) and cur.holder != lease.holder and cur,
             timeout=30,
         )
         took = time.time() - killed_at

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from balancer.config import parse
-from balancer.service.loop import serve
+from balancer.daemon import serve
 from tests.observability.test_alerts_live import shortened_rules
 from tests.prom import free_port, promtool_check_metrics, run_prometheus
 from tests.service.conftest import driver_hosts

@@ -10,6 +10,7 @@ import pytest
 from balancer.errors import Conflict, NotFound
 from balancer.reasons import Reason
 from balancer.store import Blocker, DrainProgress, DrainState, Store
+from tests.leader import fence_of
 
 
 def test_a_second_request_for_the_same_host_returns_the_open_drain(store: Store) -> None:
@@ -67,7 +68,7 @@ def test_concurrent_requests_for_one_host_make_exactly_one_drain(open_store: Cal
 
 def test_closing_frees_the_host_for_a_new_drain(store: Store) -> None:
     first, _ = store.create_drain("n1", "alice", now=10.0)
-    done = store.close_drain(first.id, DrainState.DONE, "balancer", now=50.0)
+    done = store.finish_drain(first.id, 50.0, fence=fence_of(store))
     assert (done.state, done.closed_at, done.closed_by, done.updated_at) == (
         DrainState.DONE,
         50.0,
@@ -87,7 +88,7 @@ def test_cancelling_twice_is_a_no_op_but_reclosing_differently_conflicts(store: 
     cancelled = store.close_drain(drain.id, DrainState.CANCELLED, "bob", now=20.0)
     assert store.close_drain(drain.id, DrainState.CANCELLED, "carol", now=30.0) == cancelled
     with pytest.raises(Conflict, match="already cancelled"):
-        store.close_drain(drain.id, DrainState.DONE, "balancer", now=40.0)
+        store.finish_drain(drain.id, 40.0, fence=fence_of(store))
     with pytest.raises(ValueError):
         store.close_drain(drain.id, DrainState.OPEN, "bob", now=40.0)
 
@@ -98,7 +99,9 @@ def test_unknown_drain_ids_raise_not_found(store: Store) -> None:
     with pytest.raises(NotFound):
         store.close_drain(404, DrainState.CANCELLED, "bob", now=1.0)
     with pytest.raises(NotFound):
-        store.update_drain_progress(404, DrainProgress(vms_remaining=0, bytes_remaining=0), now=1.0)
+        store.update_drain_progress(
+            404, DrainProgress(vms_remaining=0, bytes_remaining=0), now=1.0, fence=fence_of(store)
+        )
 
 
 def test_progress_and_blockers_are_listed_with_the_drain(store: Store) -> None:
@@ -113,23 +116,23 @@ def test_progress_and_blockers_are_listed_with_the_drain(store: Store) -> None:
             Blocker("vm8", Reason.NO_FIT, "needs 64 GiB; the largest free is 48 GiB"),
         ),
     )
-    updated = store.update_drain_progress(drain.id, stuck, now=20.0)
+    updated = store.update_drain_progress(drain.id, stuck, now=20.0, fence=fence_of(store))
     assert updated.progress == stuck and updated.updated_at == 20.0
     assert updated.blocked
     assert store.drains(state=DrainState.OPEN)[0].progress == stuck
 
     moving = DrainProgress(vms_remaining=2, bytes_remaining=1 << 30, in_flight=("vm7",), eta_seconds=42.5)
-    assert not store.update_drain_progress(drain.id, moving, now=30.0).blocked
+    assert not store.update_drain_progress(drain.id, moving, now=30.0, fence=fence_of(store)).blocked
     assert store.get_drain(drain.id).progress == moving
 
 
 def test_progress_of_a_closed_drain_conflicts_but_the_final_one_is_kept(store: Store) -> None:
     drain, _ = store.create_drain("n1", "alice", now=10.0)
     final = DrainProgress(vms_remaining=0, bytes_remaining=0, done=5)
-    closed = store.close_drain(drain.id, DrainState.DONE, "balancer", now=20.0, progress=final)
+    closed = store.finish_drain(drain.id, 20.0, progress=final, fence=fence_of(store))
     assert closed.progress == final and not closed.blocked
     with pytest.raises(Conflict, match="done"):
-        store.update_drain_progress(drain.id, final, now=30.0)
+        store.update_drain_progress(drain.id, final, now=30.0, fence=fence_of(store))
 
 
 def test_every_request_is_audited_with_who_asked(store: Store) -> None:

@@ -7,6 +7,7 @@ import pytest
 from balancer.errors import StoreError
 from balancer.model import MoveCost
 from balancer.store import Store
+from tests.leader import fence_of
 
 from .builders import move, plan
 
@@ -26,14 +27,14 @@ def test_a_plan_whose_move_row_fails_is_not_recorded(store: Store) -> None:
     # The plan row goes in first; the second move's negative byte count breaks a CHECK constraint.
     bad = plan(move("vm1"), move("vm2", cost=MoveCost(-1, 0, 0, 1.0)))
     with pytest.raises(StoreError, match=r"save_plan: .*(bytes|CHECK|check)"):
-        store.save_plan(bad, "recommend", now=100.0)
+        store.save_plan(bad, "recommend", now=100.0, fence=fence_of(store))
     assert store.plans() == ()
-    assert store.save_plan(plan(), "recommend", now=101.0).moves != ()
+    assert store.save_plan(plan(), "recommend", now=101.0, fence=fence_of(store)).moves != ()
 
 
 def test_a_failed_write_leaves_the_store_usable(store: Store) -> None:
     with pytest.raises(StoreError):
-        store.save_plan(plan(move(cost=MoveCost(1 << 70, 0, 0, 1.0))), "auto", now=1.0)
+        store.save_plan(plan(move(cost=MoveCost(1 << 70, 0, 0, 1.0))), "auto", now=1.0, fence=fence_of(store))
     assert store.plans() == ()
-    store.acquire_or_renew_lease("a", now=1.0, ttl=5.0)
-    assert store.current_leader(now=2.0) is not None
+    store.create_drain("n1", "alice", now=2.0)
+    assert [d.host for d in store.drains()] == ["n1"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -25,11 +27,11 @@ def healthz() -> Health:
     responses={503: {"model": Readiness, "description": "Not ready; `problems` says why"}},
 )
 def readyz(ctx: Ctx, response: Response) -> Readiness:
-    now = ctx.clock()
     live = ctx.live
     problems = []
     window = READY_INTERVALS * ctx.cfg.collection.interval_seconds
-    age = now - live.last_tick if live.last_tick is not None else None
+    # On the monotonic clock: a wall-clock step can neither hide a stuck loop nor fake a stale one.
+    age = time.monotonic() - live.last_tick_monotonic if live.last_tick_monotonic is not None else None
     if age is None:
         problems.append("no tick has completed yet")
     elif age > window:
@@ -47,6 +49,7 @@ def readyz(ctx: Ctx, response: Response) -> Readiness:
         ready=not problems,
         problems=problems,
         leader=live.leader,
+        epoch=live.epoch,
         last_tick=live.last_tick,
         last_tick_age_seconds=age,
         last_error=live.last_error,

@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from balancer.api import actions
+from balancer.api.actions import check_host
 from balancer.api.routes import R404, R409, READ, WRITE, Ctx, Limit, PlanId, Reader, Writer, known_query
-from balancer.api.schemas import MoveOut, PlanOut, PlanSummary
+from balancer.api.schemas import MoveOut, PlanOut, PlanPreviewIn, PlanSummary
+from balancer.model import Plan
 from balancer.store.records import PlanStatus
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"], dependencies=[Depends(known_query)])
@@ -25,6 +27,19 @@ def list_plans(
     limit: Limit = 50,
 ) -> list[PlanSummary]:
     return actions.list_plans(ctx.store, status, limit)
+
+
+@router.post(
+    "/preview",
+    summary="What the planner would do now on the service's view (nothing is stored or started)",
+    responses=READ,
+)
+def preview_plan(_who: Reader, ctx: Ctx, body: PlanPreviewIn) -> Plan:
+    """The service's snapshot and planner state (maintenance, drains, moves in flight, cooldowns,
+    quarantines), plus the drains of ``drain`` as if they were requested."""
+    for i, host in enumerate(body.drain):
+        check_host(ctx.cfg, host, f"drain[{i}]")
+    return ctx.control.preview(frozenset(body.drain))
 
 
 @router.get(

@@ -1,0 +1,14 @@
+"""The service: one tick of collect → plan → act, leadership terms, drains, events and logs.
+
+::
+
+    core.py         Service: tick, intake, terms, and what the API may ask (ServiceControl)
+    acting.py       what each automation level starts; stored plans and proposals
+    leadership.py   the leader lease in a thread, and the term (epoch) it grants
+    drains.py       drain progress and the leader's drain bookkeeping
+    efficacy.py     did a move help? prediction vs observed load
+    events.py       executor events → metrics, logs, live progress, the outcome queue
+    wiring.py       Config → the values the packages below take
+    logs.py         text or JSON log lines
+    libvirt_events.py  libvirt's event loop (connection keepalives)
+"""
