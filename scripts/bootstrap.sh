@@ -11,8 +11,8 @@ DEB_PACKAGES=(
   libvirt-dev pkg-config gcc python3-dev python3-venv
   # the lab: namespaces, veth/bridge, the tiny guest's initramfs
   iproute2 util-linux busybox-static cpio
-  # tests: real Prometheus/promtool and a real PostgreSQL server
-  prometheus postgresql
+  # tests: real Prometheus/promtool, a real PostgreSQL server, and libfaketime for wall-clock steps
+  prometheus postgresql faketime
 )
 
 missing=()

@@ -193,8 +193,15 @@ class PgServer:
             "extra_groups": [],
         }
 
-    def _start_postgres(self) -> None:
-        self.port = _free_port()
+    def outage(self, seconds: float) -> None:
+        """Stop the server (immediate shutdown: clients see their connections die) and start it again
+        on the same port after ``seconds``; the data stays."""
+        self._terminate()
+        time.sleep(seconds)  # the outage itself, not a synchronisation
+        self._start_postgres(port=self.port)
+
+    def _start_postgres(self, port: int | None = None) -> None:
+        self.port = port or _free_port()
         settings = {
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": str(self.root),

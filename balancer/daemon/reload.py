@@ -59,7 +59,7 @@ class Reloader:
             self.problems = exc.problems
             self.running.control.reloads.labels("error").inc()
             self.running.control.reload_ok.set(0)
-            log.error("event=config_reload_refused path=%s problems=%r", self.path, exc.problems)
+            log.error("event=config_reload_refused path=%s problems=%r", self.path, "; ".join(exc.problems))
             return False
         self._apply(old, new, tokens)
         self.problems = []

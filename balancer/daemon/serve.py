@@ -99,7 +99,7 @@ def _run(
             )
         )
     except ConfigError as exc:  # a token_file that cannot be read
-        log.error("event=start_failed step=api problems=%r", exc.problems)
+        log.error("event=start_failed step=api problems=%r", "; ".join(exc.problems))
         _close(parts)
         return EXIT_START_FAILED
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off"))

@@ -82,6 +82,7 @@ class Service:
         self._term_lock = threading.Lock()  # the term is swapped by the loop and by the lease thread
         self._act_lock = threading.Lock()  # tick, intake and operator requests act one at a time
         self._collections = 0
+        self._raw: Snapshot | None = None  # the last collection, before drains are applied
         self._stopping = False
         metrics.state.update(automation=cfg.automation)
 
@@ -171,8 +172,12 @@ class Service:
                 self._consume_outcomes(term)
                 unfinished = self.store.unfinished_records()
                 term.runner.forget_withdrawn(r.id for r in unfinished)
-                self._acting(term, self.store.now(), unfinished).start_approved()
-            self._publish(in_flight=tuple(r for r, _ in term.runner.active()))
+                open_drains, drained = self._drain_view()
+                self._acting(term, self.store.now(), unfinished, open_drains).start_approved()
+                snap = self._host_states(set(open_drains), drained)
+            self._publish(
+                in_flight=tuple(r for r, _ in term.runner.active()), snapshot=snap or self._live.snapshot
+            )
         except (LeaseLost, StoreError) as exc:
             log.warning("event=intake_failed error=%r", str(exc))
 
@@ -338,11 +343,19 @@ class Service:
                     sample.error.kind,
                     str(sample.error),
                 )
+        self._raw = raw
         snap = wiring.with_host_states(raw, draining, set(self.cfg.rules.exclude_hosts) | drained)
         self.metrics.state.update(
             snapshot=snap, load=snap.load_ratios(), collection_seconds=self.collector.poll_seconds()
         )
         return snap
+
+    def _host_states(self, draining: set[str], drained: set[str]) -> Snapshot | None:
+        """The last collection with the store's drains applied now (an undrain or a new drain shows
+        within an intake, not a tick: the executor's pre-checks read it)."""
+        if self._raw is None:
+            return None
+        return wiring.with_host_states(self._raw, draining, set(self.cfg.rules.exclude_hosts) | drained)
 
     def _consume_outcomes(self, term: Term) -> None:
         """Outcomes of the executor, in the order they ended: stored plan moves follow them."""

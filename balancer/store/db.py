@@ -104,7 +104,21 @@ def create(url: str, busy_timeout: float = 30.0) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, busy_timeout)
     try:
-        return create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps)
+        # A server that stops answering (a pause, a cut link) must not hang the lease or the tick for
+        # longer than a lease: connects give up after 5 s and idle connections are probed by TCP
+        # keepalives, so a call fails (StoreError) instead of blocking.
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            json_serializer=_json_dumps,
+            connect_args={
+                "connect_timeout": 5,
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
+            },
+        )
     except (ArgumentError, ImportError) as exc:
         raise StoreError(f"store.url {parsed.render_as_string(hide_password=True)}: {exc}") from exc
 
