@@ -15,8 +15,7 @@ from typing import Literal
 from fastapi import HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from balancer.config import ApiConfig
-from balancer.errors import ConfigError
+from balancer.config import ApiConfig, token_secrets
 
 Role = Literal["read", "write"]
 ANONYMOUS = "anonymous"
@@ -47,18 +46,10 @@ class Tokens:
     """The configured tokens, secrets loaded."""
 
     def __init__(self, api: ApiConfig) -> None:
-        loaded: list[_Token] = []
-        problems: list[str] = []
-        for i, t in enumerate(api.tokens):
-            try:
-                loaded.append(_Token(t.name, t.role, t.secret().encode()))
-            except OSError as exc:
-                problems.append(
-                    f"api.tokens[{i}].token_file: {str(t.token_file)!r} cannot be read: {exc.strerror}"
-                )
-        if problems:
-            raise ConfigError(problems, "api")
-        self._tokens = tuple(loaded)
+        secrets = token_secrets(api)  # ConfigError naming every token file that cannot be used
+        self._tokens = tuple(
+            _Token(t.name, t.role, s.encode()) for t, s in zip(api.tokens, secrets, strict=True)
+        )
         self.open_reads = api.open_reads
 
     def match(self, presented: str) -> Principal | None:

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 
 from balancer.api.actions import InputProblem
 from balancer.api.schemas import PATTERN_MEANING, Problem
-from balancer.config import allowed_text as config_allowed
+from balancer.config_problems import allowed_text as config_allowed
 from balancer.errors import Conflict, NotFound, StoreError
 
 log = logging.getLogger("balancer.api")
