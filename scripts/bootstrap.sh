@@ -13,6 +13,8 @@ DEB_PACKAGES=(
   iproute2 util-linux busybox-static cpio
   # tests: real Prometheus/promtool and a real PostgreSQL server
   prometheus postgresql
+  # tests: systemd-analyze checks the unit offline (it needs no running systemd)
+  systemd
 )
 
 missing=()
