@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.prom import free_port
-from tests.service.conftest import driver_hosts
+from tests.service.conftest import driver_hosts, ok_ticks
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -41,13 +41,6 @@ class Service:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1])
         raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
-
-
-def ticked(api: str) -> bool:
-    try:
-        return 'balancer_ticks_total{result="ok"} 3' in httpx.get(f"{api}/metrics", timeout=5).text
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture
@@ -76,7 +69,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
         )
     api = f"http://127.0.0.1:{port}"
     try:
-        wait_for("three ticks", lambda: ticked(api) or proc.poll() is not None, timeout=60)
+        wait_for("three ticks", lambda: ok_ticks(api) >= 3 or proc.poll() is not None, timeout=60)
         assert proc.poll() is None, log.read_text()
         yield Service(api, port, proc, log)
     finally:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.prom import free_port
-from tests.service.conftest import driver_hosts
+from tests.service.conftest import driver_hosts, ok_ticks
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -36,17 +36,6 @@ class Run:
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         assert self.proc.wait(timeout=60) == 0
-
-
-def ok_ticks(api: str) -> float:
-    try:
-        text = httpx.get(f"{api}/metrics", timeout=5).text
-    except httpx.TransportError:
-        return 0.0
-    for line in text.splitlines():
-        if line.startswith('balancer_ticks_total{result="ok"}'):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def start(tmp_path: Path) -> Run:
