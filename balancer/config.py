@@ -8,13 +8,20 @@ module only composes them; nothing below the service imports it.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from balancer.config_problems import cross_problems, problems_of, redact
 from balancer.errors import ConfigError
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.metrics.args import CollectionArgs
@@ -22,7 +29,11 @@ from balancer.policy.args import PolicyArgs, RulesArgs, ThresholdArgs
 
 DEFAULT_PATH = Path("/etc/balancer/config.yaml")
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-URI = re.compile(r"^[a-z][a-z0-9+.-]*:")
+# libvirt URIs the balancer can drive: qemu (KVM) and libvirt's test driver, with libvirt's transports
+# (https://libvirt.org/uri.html): driver[+transport]://[user@][host][:port]/path[?params].
+LIBVIRT_DRIVERS = ("qemu", "test")
+LIBVIRT_TRANSPORTS = ("tls", "tcp", "unix", "ssh", "libssh", "libssh2", "ext")
+URI_EXAMPLE = "qemu+tls://host/system"
 
 
 class _Section(BaseModel):
@@ -58,17 +69,47 @@ class HostConfig(_Section):
     @field_validator("uri", "migration_uri")
     @classmethod
     def _uri(cls, v: str | None) -> str | None:
-        if v is not None and not URI.match(v):
-            raise ValueError("is not a libvirt URI such as qemu+tcp://host/system")
+        if v is not None:
+            libvirt_uri_problem(v)
         return v
+
+
+def libvirt_uri_problem(uri: str) -> None:
+    """Raise ValueError saying what is wrong unless ``uri`` is a qemu or test libvirt URI."""
+    scheme, sep, _ = uri.partition("://")
+    if not sep:
+        raise ValueError(f"is not a libvirt URI (driver[+transport]://[host]/path), e.g. {URI_EXAMPLE}")
+    driver, _, transport = scheme.partition("+")
+    if driver not in LIBVIRT_DRIVERS:
+        raise ValueError(
+            f"is not a libvirt URI the balancer can use: the driver {driver!r} is not one of "
+            f"{', '.join(LIBVIRT_DRIVERS)} (e.g. {URI_EXAMPLE})"
+        )
+    if transport and transport not in LIBVIRT_TRANSPORTS:
+        raise ValueError(
+            f"has the transport {transport!r}, which is not one of libvirt's: {', '.join(LIBVIRT_TRANSPORTS)}"
+        )
+    if any(c.isspace() for c in uri):
+        raise ValueError("must not contain blanks")
+    path = urlsplit(uri).path
+    if driver == "qemu" and path not in ("/system", "/session"):
+        raise ValueError(f"needs the path /system (or /session) after the host, e.g. {URI_EXAMPLE}")
+    if driver == "test" and path in ("", "/"):
+        raise ValueError("needs a path: test:///default or test:///path/to/host.xml")
+
+
+MIN_TOKEN_LENGTH = 16
 
 
 class TokenConfig(_Section):
     """An API bearer token: the secret itself or a file holding it."""
 
     name: str = Field(..., min_length=1, description="Shown in the audit log.")
-    token: str | None = Field(None, min_length=16)
-    token_file: Path | None = None
+    token: str | None = Field(None, min_length=MIN_TOKEN_LENGTH, repr=False)
+    token_file: Path | None = Field(
+        None,
+        description="File holding the token; readable by its owner (and its group) only: 0600 or 0640.",
+    )
     role: Literal["write", "read"] = "write"
 
     @model_validator(mode="after")
@@ -78,10 +119,28 @@ class TokenConfig(_Section):
         return self
 
     def secret(self) -> str:
+        """The token. Raises OSError when token_file cannot be read; ConfigError when others may
+        read it, group members change it, or it holds too short a token (group read is allowed:
+        ``root:balancer 0640`` lets root own the secret and the service's group read it)."""
         if self.token is not None:
             return self.token
         assert self.token_file is not None
-        return self.token_file.read_text().strip()
+        with open(self.token_file) as f:  # the mode of what was opened, not of a path swapped since
+            mode = os.fstat(f.fileno()).st_mode
+            text = f.read().strip()
+        where = f"token_file: {str(self.token_file)!r}"
+        if mode & 0o027:
+            raise ConfigError(
+                [
+                    f"{where} has mode {stat.S_IMODE(mode):04o}: others may read it or group "
+                    "members change it; chmod 600 it (or 640 with a group only the service is in)"
+                ]
+            )
+        if len(text) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                [f"{where} holds {len(text)} character(s); a token needs at least {MIN_TOKEN_LENGTH}"]
+            )
+        return text
 
 
 class ApiConfig(_Section):
@@ -113,6 +172,16 @@ class StoreConfig(_Section):
     def _url(cls, v: str) -> str:
         if not (v.startswith("sqlite:") or v.startswith("postgresql")):
             raise ValueError("must start with sqlite: or postgresql")
+        try:
+            url = make_url(v)
+        except ArgumentError as exc:
+            raise ValueError(f"is not a database URL: {exc}") from None
+        except ValueError:  # make_url's int() of the port
+            raise ValueError("is not a database URL: its port is not a number") from None
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+            raise ValueError(f"uses the driver {url.get_driver_name()!r}; use postgresql+psycopg://...")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"has the port {url.port}, not in 1-65535")
         return v
 
 
@@ -171,127 +240,90 @@ class Config(_Section):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
-        problems: list[str] = []
-        names = [h.name for h in self.hosts]
-        for i, n in enumerate(names):
-            if n in names[:i]:
-                problems.append(f"hosts[{i}].name: {n!r} is a duplicate; host names must be unique")
-        known = set(names)
-        if known:
-            for i, p in enumerate(self.rules.pins):
-                for h in p.hosts:
-                    if h not in known:
-                        problems.append(f"rules.pins[{i}].hosts: {h!r} is not a configured host")
-            for i, h in enumerate(self.rules.exclude_hosts):
-                if h not in known:
-                    problems.append(f"rules.exclude_hosts[{i}]: {h!r} is not a configured host")
-        if self.limits.host_bandwidth_mib_s < self.limits.bandwidth_mib_s:
-            problems.append(
-                f"limits.host_bandwidth_mib_s: {self.limits.host_bandwidth_mib_s} is below "
-                f"limits.bandwidth_mib_s ({self.limits.bandwidth_mib_s}); no migration could start"
-            )
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
-
     def host(self, name: str) -> HostConfig:
         for h in self.hosts:
             if h.name == name:
                 return h
         raise KeyError(name)
 
-    def dump(self) -> dict[str, Any]:
-        """The effective config as plain data (what `config check` prints)."""
-        return self.model_dump(mode="json", by_alias=True)
-
-
-# --------------------------------------------------------------------------- errors
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"function-after", "function-before"} or "[" in str(part):
-            continue  # pydantic's validator wrappers, not keys the user wrote
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def allowed_text(err: dict[str, Any]) -> str:
-    ctx = err.get("ctx") or {}
-    kind = err["type"]
-    table = {
-        "greater_than_equal": lambda: f"is not >= {ctx.get('ge')}",
-        "greater_than": lambda: f"is not > {ctx.get('gt')}",
-        "less_than_equal": lambda: f"is not <= {ctx.get('le')}",
-        "less_than": lambda: f"is not < {ctx.get('lt')}",
-        "literal_error": lambda: f"is not one of {ctx.get('expected')}",
-        "extra_forbidden": lambda: "is not a known key (check the spelling; see config.yaml for all keys)",
-        "missing": lambda: "is required",
-        "too_short": lambda: f"is too short: needs at least {ctx.get('min_length')} item(s)",
-        "string_too_short": lambda: f"is too short: needs at least {ctx.get('min_length')} character(s)",
-        "int_parsing": lambda: "is not an integer",
-        "int_from_float": lambda: "is not an integer",
-        "float_parsing": lambda: "is not a number",
-        "bool_parsing": lambda: "is not a boolean (true/false)",
-        "model_type": lambda: "must be a mapping of keys to values",
-        "dict_type": lambda: "must be a mapping of keys to values",
-        "tuple_type": lambda: "must be a list",
-        "list_type": lambda: "must be a list",
-        "string_type": lambda: "must be a string",
-    }
-    if kind in table:
-        return table[kind]()
-    msg = str(err.get("msg", kind))
-    return msg.removeprefix("Value error, ")
-
-
-def _render(err: dict[str, Any]) -> list[str]:
-    path = _path(tuple(err.get("loc", ())))
-    if err["type"] in {"missing", "extra_forbidden"}:
-        return [f"{path}: {allowed_text(err)}"]
-    allowed = allowed_text(err)
-    if err["type"] == "value_error" and not err.get("loc"):
-        return allowed.splitlines()  # cross-field problems (Config._cross_checks) already name their keys
-    value = err.get("input")
-    shown = repr(value) if isinstance(value, str) else _short(value)
-    return [f"{path}: {shown} {allowed}"]
-
-
-def _short(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
-    text = text.removesuffix("...").strip()
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def problems_of(exc: ValidationError) -> list[str]:
-    """One line per validation problem: ``key.path: value <what is allowed>``."""
-    lines: list[str] = []
-    for err in exc.errors(include_url=False):
-        lines += _render(dict(err))
-    return lines
+    def dump(self, *, secrets: bool = False) -> dict[str, Any]:
+        """The effective config as plain data; tokens and the database password shown as ***
+        unless ``secrets`` (what `config check` prints, and what may go into a bug report)."""
+        data = self.model_dump(mode="json", by_alias=True)
+        return data if secrets else redact(data)
 
 
 # --------------------------------------------------------------------------- loading
 def parse(data: Any, source: str = "config") -> Config:
-    """Validate already-parsed YAML data."""
+    """Validate already-parsed YAML data; every problem, across keys too, in one ConfigError.
+
+    Types are strict (the data goes through JSON, then pydantic's strict mode): ``true`` is no
+    number, ``1`` no boolean, ``"60"`` no duration, ``5.5`` no count. YAML still gives numbers,
+    booleans and lists their own types, so nothing that is written plainly is refused.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
             [f"(top level): must be a mapping of keys to values, not {type(data).__name__}"], source
         )
+    problems: list[str] = []
+    cfg: Config | None = None
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
-        raise ConfigError(problems_of(exc), source) from None
+        problems += problems_of(exc)
+    except (TypeError, ValueError) as exc:  # keys JSON cannot hold (e.g. a list used as a key)
+        problems.append(f"(top level): cannot be read as plain data: {exc}")
+    limits = LimitArgs.model_fields
+    problems += cross_problems(
+        data,
+        {
+            "bandwidth_mib_s": limits["bandwidth_mib_s"].default,
+            "host_bandwidth_mib_s": limits["host_bandwidth_mib_s"].default,
+        },
+    )
+    if problems or cfg is None:
+        raise ConfigError(problems, source)
+    return cfg
 
 
-def load(path: str | Path = DEFAULT_PATH) -> Config:
-    """Read and validate a config file; raises ConfigError (never a traceback-worthy exception)."""
+def token_secrets(api: ApiConfig) -> list[str]:
+    """Each token's secret, in order; one ConfigError naming every token file that cannot be used."""
+    secrets: list[str] = []
+    problems: list[str] = []
+    for i, t in enumerate(api.tokens):
+        try:
+            secrets.append(t.secret())
+        except OSError as exc:
+            file = str(t.token_file)
+            problems.append(f"api.tokens[{i}].token_file: {file!r} cannot be read: {exc.strerror}")
+        except ConfigError as exc:
+            problems += [f"api.tokens[{i}].{p}" for p in exc.problems]
+    if problems:
+        raise ConfigError(problems, "api")
+    return secrets
+
+
+def service_problems(cfg: Config) -> list[str]:
+    """What `balancer run` needs beyond a valid file: hosts to manage, usable token files."""
+    problems = []
+    if not cfg.hosts:
+        problems.append(
+            "hosts: is empty: the service needs at least one host to manage (see `balancer config example`)"
+        )
+    try:
+        token_secrets(cfg.api)
+    except ConfigError as exc:
+        problems += exc.problems
+    return problems
+
+
+def load(path: str | Path = DEFAULT_PATH, *, for_service: bool = False) -> Config:
+    """Read and validate a config file; raises ConfigError (never a traceback-worthy exception).
+
+    ``for_service``: also what the service needs (:func:`service_problems`).
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -306,4 +338,7 @@ def load(path: str | Path = DEFAULT_PATH) -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{where}not valid YAML: {problem}"], str(p)) from None
-    return parse(data, str(p))
+    cfg = parse(data, str(p))
+    if for_service and (problems := service_problems(cfg)):
+        raise ConfigError(problems, str(p))
+    return cfg

@@ -47,7 +47,9 @@ class SnapshotError(BalancerError):
 
 
 class CollectError(BalancerError):
-    """A host could not be polled; ``kind`` is a stable code (timeout, connect, libvirt)."""
+    """A host could not be polled; ``kind`` is a stable code, one of KINDS."""
+
+    KINDS = ("connect", "timeout", "libvirt", "internal")
 
     def __init__(self, host: str, kind: str, message: str, code: int | None = None) -> None:
         self.host = host

@@ -13,6 +13,8 @@ DEB_PACKAGES=(
   iproute2 util-linux busybox-static cpio
   # tests: real Prometheus/promtool, a real PostgreSQL server, and libfaketime for wall-clock steps
   prometheus postgresql faketime
+  # tests: systemd-analyze checks the unit offline (it needs no running systemd)
+  systemd
 )
 
 missing=()
@@ -42,9 +44,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.balancer-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages into .venv" >&2
   .venv/bin/pip install -q -U pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  # constraints.txt pins every package to the versions the tests last passed with (reproducible)
+  .venv/bin/pip install -q -e '.[test]' -c constraints.txt
   touch "$stamp"
 fi

@@ -17,6 +17,13 @@ if [ -f deploy/prometheus/alerts.yml ]; then
   step "promtool";    promtool check rules deploy/prometheus/alerts.yml
                       promtool test rules deploy/prometheus/alerts_test.yml
 fi
+if command -v systemd-analyze >/dev/null; then
+  step "systemd unit"  # offline: no running systemd needed; the installed path swapped for this checkout's
+  unit=$(mktemp -d)/balancer.service
+  sed "s#/opt/balancer/venv/bin/balancer#$PWD/.venv/bin/balancer#" deploy/systemd/balancer.service >"$unit"
+  systemd-analyze verify "$unit"
+  systemd-analyze security --offline=true --threshold=30 "$unit" | tail -1
+fi
 step "pytest"
 python -m pytest -p no:cacheprovider "$@"
 step "benchmark smoke"

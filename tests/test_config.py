@@ -84,7 +84,7 @@ def test_repo_config_yaml_is_the_rendered_example_with_every_default() -> None:
         ({"api": {"tokens": [{"name": "ops"}]}}, "api.tokens[0]: {name: ops} must set exactly one of"),
         (
             {"api": {"tokens": [{"name": "ops", "token": "short"}]}},
-            "api.tokens[0].token: 'short' is too short",
+            "api.tokens[0].token: (***, 5 characters) is too short",
         ),
         (
             {"limits": {"bandwidth_mib_s": 500, "host_bandwidth_mib_s": 100}},
@@ -121,6 +121,7 @@ def test_load_reports_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_token_file_is_read(tmp_path: Path) -> None:
     secret = tmp_path / "token"
     secret.write_text("s3cr3t-token-0123456789\n")
+    secret.chmod(0o600)
     cfg = parse({"api": {"tokens": [{"name": "ops", "token_file": str(secret), "role": "read"}]}})
     assert cfg.api.tokens[0].secret() == "s3cr3t-token-0123456789"
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from balancer import __version__
 from balancer.api import errors
 from balancer.api.auth import Tokens
 from balancer.api.context import ApiContext
-from balancer.api.middleware import RequestCounter
+from balancer.api.middleware import MAX_BODY_BYTES, RequestCounter, RequestGate
 from balancer.api.routes import cluster, drains, health, migrations, plans
+from balancer.api.schemas import ErrorOut
 
 __all__ = ["ApiContext", "create_app"]
 
@@ -22,18 +24,23 @@ Drains, plans and migrations of the balancer, and the cluster as its last collec
 DELETE) need a token with role `write`; reads need any token unless `api.open_reads` is on. The
 token's `name` is recorded as the actor in the audit log. `/healthz`, `/readyz` and `/metrics` need no
 token: probes and Prometheus scrape them, and they show nothing an operator could change. Bind
-`api.listen` to a trusted network if /metrics must stay private.
+`api.listen` to a trusted network if /metrics must stay private. A write without a write token is
+refused (401, 403) before its body is read.
 
-**Errors**: 422 bodies list `{field, value, message}` per problem; other errors have a `detail` string.
+**Limits**: a request body may hold at most {max_body} bytes (413 beyond, judged by Content-Length
+before anything is read).
+
+**Errors**: 422 bodies list `{{field, value, message}}` per problem; other errors have a `detail` string.
 """
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
     """The app serving ``ctx``; raises ConfigError when a token_file cannot be read."""
-    app = FastAPI(
+    # FastAPIOffline: /docs from Swagger UI's files shipped in the wheel, no CDN (air-gapped hosts)
+    app = FastAPIOffline(
         title="balancer",
         version=__version__,
-        description=DESCRIPTION,
+        description=DESCRIPTION.format(max_body=MAX_BODY_BYTES),
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
@@ -41,9 +48,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     app.state.tokens = Tokens(ctx.cfg.api)
     errors.install(app)
-    app.add_middleware(RequestCounter, metrics=ctx.metrics)
+    app.add_middleware(RequestGate, tokens=app.state.tokens)
+    app.add_middleware(RequestCounter, metrics=ctx.metrics)  # outermost: counts the gate's answers too
     for module in (health, cluster, drains, plans, migrations):
         app.include_router(module.router)
+    app.include_router(plans.preview_router)
     _document_hosts(app, [h.name for h in ctx.cfg.hosts])
     return app
 
@@ -60,6 +69,8 @@ def _document_hosts(app: FastAPI, hosts: list[str]) -> None:
     def openapi() -> dict[str, Any]:
         fresh = app.openapi_schema is None
         doc = generate()
+        if fresh:
+            _document_body_limit(doc)
         if fresh and hosts:
             for item in doc["paths"].values():
                 for operation in item.values():
@@ -74,3 +85,15 @@ def _document_hosts(app: FastAPI, hosts: list[str]) -> None:
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_body_limit(doc: dict[str, Any]) -> None:
+    """A 413 on every operation that takes a body (the request gate answers it for any route)."""
+    doc["components"]["schemas"].setdefault("ErrorOut", ErrorOut.model_json_schema())
+    for item in doc["paths"].values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                operation["responses"]["413"] = {
+                    "description": f"The body is larger than {MAX_BODY_BYTES} bytes",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                }

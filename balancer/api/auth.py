@@ -14,9 +14,9 @@ from typing import Literal
 
 from fastapi import HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
-from balancer.config import ApiConfig
-from balancer.errors import ConfigError
+from balancer.config import ApiConfig, token_secrets
 
 Role = Literal["read", "write"]
 ANONYMOUS = "anonymous"
@@ -47,18 +47,10 @@ class Tokens:
     """The configured tokens, secrets loaded."""
 
     def __init__(self, api: ApiConfig) -> None:
-        loaded: list[_Token] = []
-        problems: list[str] = []
-        for i, t in enumerate(api.tokens):
-            try:
-                loaded.append(_Token(t.name, t.role, t.secret().encode()))
-            except OSError as exc:
-                problems.append(
-                    f"api.tokens[{i}].token_file: {str(t.token_file)!r} cannot be read: {exc.strerror}"
-                )
-        if problems:
-            raise ConfigError(problems, "api")
-        self._tokens = tuple(loaded)
+        secrets = token_secrets(api)  # ConfigError naming every token file that cannot be used
+        self._tokens = tuple(
+            _Token(t.name, t.role, s.encode()) for t, s in zip(api.tokens, secrets, strict=True)
+        )
         self.open_reads = api.open_reads
 
     def match(self, presented: str) -> Principal | None:
@@ -71,48 +63,72 @@ class Tokens:
         return Principal(found.name, found.role) if found is not None else None
 
 
-def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
-    challenge = _REALM + (f', error="{error}"' if error else "")
-    return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
+class Denied(Exception):
+    """401 or 403 with its Bearer challenge; the routes' dependencies and the request gate raise it."""
+
+    def __init__(self, status: int, detail: str, error: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = {"WWW-Authenticate": _REALM + (f', error="{error}"' if error else "")}
+
+    def http(self) -> HTTPException:
+        return HTTPException(self.status, self.detail, headers=self.headers)
 
 
-def _caller(request: Request, creds: HTTPAuthorizationCredentials | None) -> Principal | None:
-    """None when no Authorization header was sent; 401 when one was sent and is not a known token."""
-    if request.headers.get("authorization") is None:
+def caller(tokens: Tokens, authorization: str | None) -> Principal | None:
+    """None when no Authorization header was sent; Denied (401) when one was and is no known token."""
+    if authorization is None:
         return None
-    if creds is None:
-        raise _unauthorized("the Authorization header must be 'Bearer <token>'", "invalid_request")
-    tokens: Tokens = request.app.state.tokens
-    principal = tokens.match(creds.credentials)
+    scheme, credentials = get_authorization_scheme_param(authorization)  # as HTTPBearer parses it
+    if scheme.lower() != "bearer" or not credentials:
+        raise Denied(401, "the Authorization header must be 'Bearer <token>'", "invalid_request")
+    principal = tokens.match(credentials)
     if principal is None:
-        raise _unauthorized("the bearer token is not one of api.tokens", "invalid_token")
+        raise Denied(401, "the bearer token is not one of api.tokens", "invalid_token")
+    return principal
+
+
+def reader(tokens: Tokens, authorization: str | None) -> Principal:
+    """A read or write token; none needed when ``api.open_reads`` is on. Raises Denied."""
+    principal = caller(tokens, authorization)
+    if principal is not None:
+        return principal
+    if tokens.open_reads:
+        return Principal(ANONYMOUS, "read")
+    raise Denied(401, "a bearer token is required (Authorization: Bearer <token>)")
+
+
+def writer(tokens: Tokens, authorization: str | None) -> Principal:
+    """A token with role ``write``. Raises Denied."""
+    principal = caller(tokens, authorization)
+    if principal is None:
+        raise Denied(401, "a bearer token with role write is required (Authorization: Bearer <token>)")
+    if principal.role != "write":
+        raise Denied(
+            403,
+            f"token {principal.name!r} has role {principal.role}; this request needs a token with role write",
+            "insufficient_scope",
+        )
     return principal
 
 
 def require_read(
-    request: Request, creds: HTTPAuthorizationCredentials | None = Security(bearer)
+    request: Request, _creds: HTTPAuthorizationCredentials | None = Security(bearer)
 ) -> Principal:
     """A read or write token; none needed when ``api.open_reads`` is on."""
-    principal = _caller(request, creds)
-    if principal is not None:
-        return principal
-    tokens: Tokens = request.app.state.tokens
-    if tokens.open_reads:
-        return Principal(ANONYMOUS, "read")
-    raise _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+    try:
+        return reader(request.app.state.tokens, request.headers.get("authorization"))
+    except Denied as exc:
+        raise exc.http() from None
 
 
 def require_write(
-    request: Request, creds: HTTPAuthorizationCredentials | None = Security(bearer)
+    request: Request, _creds: HTTPAuthorizationCredentials | None = Security(bearer)
 ) -> Principal:
-    """A token with role ``write``."""
-    principal = _caller(request, creds)
-    if principal is None:
-        raise _unauthorized("a bearer token with role write is required (Authorization: Bearer <token>)")
-    if principal.role != "write":
-        raise HTTPException(
-            403,
-            f"token {principal.name!r} has role {principal.role}; this request needs a token with role write",
-            headers={"WWW-Authenticate": _REALM + ', error="insufficient_scope"'},
-        )
-    return principal
+    """A token with role ``write`` (the request gate already refused anything else before the body
+    was read; this also documents the requirement in the OpenAPI document)."""
+    try:
+        return writer(request.app.state.tokens, request.headers.get("authorization"))
+    except Denied as exc:
+        raise exc.http() from None

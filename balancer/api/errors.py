@@ -8,6 +8,7 @@ HTTPException 400 (an unparsable body)  422     the same, field ``body``
 InputProblem (actions.py)              422     the same, one problem
 NotFound (store, unknown host in path) 404     ``{"detail": "..."}``
 LeaderElsewhere                        409     ``{"detail", "leader", "leader_url"}``
+HTTPException 405 (no such method)     405     ``{"detail"}``, ``Allow`` naming every method of the path
 Conflict (store)                       409     ``{"detail": "..."}``
 StoreError (database down, ...)        503     ``{"detail": "store: ..."}``
 anything else (a bug)                  500     ``{"detail": "internal error (Type) ..."}``, logged
@@ -29,10 +30,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from balancer.api.actions import InputProblem
 from balancer.api.schemas import PATTERN_MEANING, Problem
-from balancer.config import allowed_text as config_allowed
+from balancer.config_problems import allowed_text as config_allowed
 from balancer.errors import Conflict, NotFound, StoreError
 
 log = logging.getLogger("balancer.api")
@@ -92,7 +94,22 @@ async def _http(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 400:  # FastAPI's only 400: a body that is not even text (e.g. not UTF-8)
         problem = Problem(field="body", value=None, message=f"cannot be parsed as JSON: {exc.detail}")
         return JSONResponse({"detail": [problem.model_dump()]}, 422)
+    if exc.status_code == 405:
+        # Starlette's router names only the methods of the first route matching the path; FastAPI
+        # makes one route per method, so GET+POST /v1/drains answered `Allow: GET`. Name them all.
+        allowed = sorted(_methods_of(request))
+        return JSONResponse({"detail": str(exc.detail)}, 405, headers={"Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
+
+
+def _methods_of(request: Request) -> set[str]:
+    """The methods some route takes at the request's path (asked of the routes, however nested)."""
+    methods: set[str] = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.routes):
+            methods.add(method)
+    return methods
 
 
 async def _input(_request: Request, exc: InputProblem) -> JSONResponse:
@@ -154,8 +171,11 @@ def _message(
         "less_than_equal",
         "int_parsing",
         "int_from_float",
+        "int_type",
         "float_parsing",
+        "float_type",
         "bool_parsing",
+        "bool_type",
         "string_type",
         "string_too_short",
         "literal_error",

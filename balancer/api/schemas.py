@@ -49,12 +49,13 @@ class ErrorOut(_Out):
 
 
 class LeaderConflictOut(ErrorOut):
-    """409 from an abort that must be sent to the leader, which runs the migration."""
+    """409 from an abort: the migration already finished (only ``detail``), or it runs elsewhere and
+    the request must go to the leader (``leader`` and ``leader_url`` too)."""
 
     leader: str | None = Field(
-        description="Holder of the leader lease (`host/pid/id@api-url`); null if none."
+        None, description="Holder of the leader lease (`host/pid/id@api-url`); null if none."
     )
-    leader_url: str | None = Field(description="The leader's API URL to retry at; null if unknown.")
+    leader_url: str | None = Field(None, description="The leader's API URL to retry at; null if unknown.")
 
 
 # --------------------------------------------------------------------------- health
@@ -304,7 +305,8 @@ class AbortOut(_Out):
 class DrainCreate(BaseModel):
     """Ask the service to empty a host (idempotent: an open drain of the host is returned as is)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `"deadline_seconds": true` is no duration (lax pydantic read it as 1 s)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     host: str = Field(min_length=1, max_length=63, description="A configured host.")
     deadline_seconds: float | None = Field(

@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from balancer import __version__
 from balancer.cli.common import EXIT_INPUT, fail
 from balancer.errors import BalancerError, ConfigError, SnapshotError
 
@@ -18,9 +19,24 @@ app = typer.Typer(
     name="balancer",
     help="Keeps a libvirt/KVM cluster balanced and drains hosts by live block migration.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"balancer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Keeps a libvirt/KVM cluster balanced and drains hosts by live block migration."""
 
 
 def _register() -> None:

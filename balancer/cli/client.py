@@ -214,7 +214,7 @@ class ApiBackend:
         return self._call(list[VMOut], "GET", "/v1/vms")[0]
 
     def preview(self, drains: list[str]) -> Plan:
-        data, _ = self._call(dict[str, Any], "POST", "/v1/plans/preview", json={"drain": drains})
+        data, _ = self._call(dict[str, Any], "POST", "/v1/preview", json={"drain": drains})
         return plan_from_dict(data)
 
     def snapshot(self) -> Snapshot:

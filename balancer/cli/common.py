@@ -40,9 +40,12 @@ def config_path(path: Path | None) -> Path:
     return Path(env) if env else Path("/etc/balancer/config.yaml")
 
 
-def load_config(path: Path | None) -> Config:
-    """Load the config or exit 2 with one line per problem (ConfigError is rendered by cli.main)."""
-    return load(config_path(path))
+def load_config(path: Path | None, *, for_service: bool = False) -> Config:
+    """Load the config or exit 2 with one line per problem (ConfigError is rendered by cli.main).
+
+    ``for_service`` (`run`, `config check`): also refuse what only the service needs, e.g. no hosts.
+    """
+    return load(config_path(path), for_service=for_service)
 
 
 def print_json(data: Any) -> None:

@@ -17,12 +17,13 @@ def check(
     file: Path | None = typer.Argument(None, help="config.yaml to check (default: $BALANCER_CONFIG)."),
     as_json: bool = typer.Option(False, "--json", help="Print the effective config as JSON."),
 ) -> None:
-    """Validate FILE; print every problem (exit 2) or the effective config with all defaults."""
-    cfg = load_config(file)
+    """Validate FILE as `balancer run` would; print every problem (exit 2) or the effective config
+    with all defaults (tokens and the database password shown as ***)."""
+    cfg = load_config(file, for_service=True)
     if as_json:
         print_json(cfg.dump())
         return
-    print(f"# {config_path(file)}: valid; effective configuration with defaults:")
+    print(f"# {config_path(file)}: valid; effective configuration with defaults (secrets shown as ***):")
     print(yaml.safe_dump(cfg.dump(), sort_keys=False), end="")
 
 

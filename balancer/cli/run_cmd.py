@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from balancer.daemon import serve
         from balancer.service import logs
 
-        cfg = load_config(config)
+        cfg = load_config(config, for_service=True)
         if log_format not in (None, "text", "json"):
             fail(f"--log-format: {log_format!r} is not one of 'text' or 'json'", EXIT_INPUT)
         fmt: Literal["text", "json"] = log_format or cfg.logging.format  # type: ignore[assignment]

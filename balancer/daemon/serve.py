@@ -31,6 +31,7 @@ from balancer.daemon.loop import Loop
 from balancer.daemon.notify import notify
 from balancer.daemon.reload import Reloader
 from balancer.errors import ConfigError, StoreError
+from balancer.service import logs
 
 log = logging.getLogger("balancer.daemon")
 EXIT_START_FAILED = 1
@@ -102,7 +103,9 @@ def _run(
         log.error("event=start_failed step=api problems=%r", "; ".join(exc.problems))
         _close(parts)
         return EXIT_START_FAILED
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=logs.uvicorn_log_config(), log_level="warning", lifespan="off")
+    )
     # uvicorn only captures signals on the main thread; in its own thread ours stay in charge.
     api_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="api", daemon=True)
     api_thread.start()

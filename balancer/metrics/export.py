@@ -12,6 +12,10 @@ Two kinds:
 Labels are low-cardinality: ``host`` (bounded by the config), ``reason``/``result``/``kind`` (the
 stable codes of balancer.reasons), ``resource`` (cpu, memory, combined), ``priority``. No per-VM label.
 The registry is passed in (tests use a fresh ``CollectorRegistry``).
+
+Besides: the config values the alert rules compare with (``balancer_config_*``, so the rules hold
+no copies of config.yaml), the process's own metrics (``process_*``, ``python_info``), and no
+``<name>_created`` series (nothing uses them; they double the counters' series).
 """
 
 from __future__ import annotations
@@ -21,11 +25,20 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from balancer import __version__
+from balancer.errors import CollectError
 from balancer.model import HostState, Plan, Snapshot
 
 _DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600, float("inf"))
@@ -61,12 +74,27 @@ class ClusterState:
     automation: str = "off"
 
 
+@dataclass(frozen=True)
+class _Pace:
+    """A draining host at the last drains update, and how many updates in a row saw no progress."""
+
+    vms: int
+    bytes: int
+    still: int = 0
+
+
 class StateCollector(Collector):
-    """Builds the state gauges from the latest ClusterState at every scrape."""
+    """Builds the state gauges from the latest ClusterState at every scrape.
+
+    The service updates ``drains`` once per tick; each update also counts, per draining host, the
+    ticks in a row without progress: its VMs and bytes left did not fall and no migration traffic
+    flowed in or out of it (``balancer_drain_ticks_without_progress``).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._state = ClusterState()
+        self._pace: dict[str, _Pace] = {}
 
     def update(self, **changes: object) -> None:
         with self._lock:
@@ -74,6 +102,8 @@ class StateCollector(Collector):
                 if not hasattr(self._state, key):
                     raise AttributeError(f"ClusterState has no field {key!r}")
                 setattr(self._state, key, value)
+            if "drains" in changes:
+                self._pace = _paces(self._pace, self._state.drains, self._state.host_bandwidth)
 
     @property
     def state(self) -> ClusterState:
@@ -173,6 +203,16 @@ class StateCollector(Collector):
             if d.deadline is not None:
                 families["deadline"].add_metric([host], d.deadline)
         yield from families.values()
+        still = GaugeMetricFamily(
+            "balancer_drain_ticks_without_progress",
+            "Ticks in a row in which a drain moved nothing: VMs and bytes left did not fall, no traffic.",
+            labels=["host"],
+        )
+        with self._lock:
+            paces = dict(self._pace)
+        for host, pace in sorted(paces.items()):
+            still.add_metric([host], pace.still)
+        yield still
 
         queue = GaugeMetricFamily(
             "balancer_migration_queue_depth", "Moves waiting for admission, by priority.", labels=["priority"]
@@ -200,6 +240,24 @@ class StateCollector(Collector):
         yield level
 
 
+def _paces(
+    before: Mapping[str, _Pace], drains: Mapping[str, DrainGauge], bandwidth: Mapping[str, float]
+) -> dict[str, _Pace]:
+    """The paces after one more drains update; hosts no longer draining are forgotten."""
+    out: dict[str, _Pace] = {}
+    for host, d in drains.items():
+        last = before.get(host)
+        moved = (
+            last is None
+            or d.vms_remaining == 0
+            or d.vms_remaining < last.vms
+            or d.bytes_remaining < last.bytes
+            or bandwidth.get(host, 0.0) > 0
+        )
+        out[host] = _Pace(d.vms_remaining, d.bytes_remaining, 0 if moved or last is None else last.still + 1)
+    return out
+
+
 def _count(items: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
@@ -207,8 +265,20 @@ def _count(items: Iterable[str]) -> dict[str, int]:
     return out
 
 
+#: ``thresholds`` keys of :class:`Metrics` and the ``resource`` label each becomes.
+HIGH_WATER = {"cpu_high": "cpu", "memory_high": "memory", "disk_high": "disk"}
+THRESHOLD_KEYS = frozenset({*HIGH_WATER, "target_imbalance"})
+
+
 class Metrics:
-    """The event metrics plus the StateCollector, registered on ``registry``."""
+    """The event metrics plus the StateCollector, registered on ``registry``.
+
+    ``hosts``: the configured hosts, whose collection-error series start at 0 (so the first
+    failure is an increase). ``thresholds`` (keys ``cpu_high``, ``memory_high``, ``disk_high``,
+    ``target_imbalance``: config.yaml's ``thresholds``) and ``interval_seconds``
+    (``collection.interval_seconds``) are exported as ``balancer_config_*`` gauges for the alert
+    rules; none is exported when not given.
+    """
 
     def __init__(
         self,
@@ -217,11 +287,15 @@ class Metrics:
         thresholds: Mapping[str, float] | None = None,
         interval_seconds: float | None = None,
     ) -> None:
+        disable_created_metrics()  # process-wide in prometheus_client; this is the process's exporter
         self.registry = registry
         self.state = StateCollector()
         registry.register(self.state)
+        ProcessCollector(registry=registry)  # process_*: memory, CPU, start time, open fds
+        PlatformCollector(registry=registry)  # python_info
         info = Gauge("balancer_build_info", "Build information.", ["version"], registry=registry)
         info.labels(__version__).set(1)
+        self._export_config(registry, thresholds or {}, interval_seconds)
 
         self.collection_errors = Counter(
             "balancer_collection_errors_total",
@@ -229,6 +303,9 @@ class Metrics:
             ["host", "kind"],
             registry=registry,
         )
+        for host in hosts:
+            for kind in CollectError.KINDS:
+                self.collection_errors.labels(host, kind)
         self.ticks = Counter(
             "balancer_ticks_total", "Ticks run, by result (ok, error).", ["result"], registry=registry
         )
@@ -312,6 +389,36 @@ class Metrics:
             ["method", "code"],
             registry=registry,
         )
+
+    @staticmethod
+    def _export_config(
+        registry: CollectorRegistry, thresholds: Mapping[str, float], interval_seconds: float | None
+    ) -> None:
+        unknown = set(thresholds) - THRESHOLD_KEYS
+        if unknown:
+            raise ValueError(f"unknown thresholds {sorted(unknown)}; known: {sorted(THRESHOLD_KEYS)}")
+        high = [(res, thresholds[key]) for key, res in HIGH_WATER.items() if key in thresholds]
+        if high:
+            gauge = Gauge(
+                "balancer_config_high_water_ratio",
+                "thresholds.<resource>_high: load above which a host is overloaded (disk: a target's limit).",
+                ["resource"],
+                registry=registry,
+            )
+            for res, value in high:
+                gauge.labels(res).set(value)
+        if "target_imbalance" in thresholds:
+            Gauge(
+                "balancer_config_target_imbalance",
+                "thresholds.target_imbalance: balance moves stop at or below this imbalance.",
+                registry=registry,
+            ).set(thresholds["target_imbalance"])
+        if interval_seconds is not None:
+            Gauge(
+                "balancer_config_collection_interval_seconds",
+                "collection.interval_seconds: seconds between ticks.",
+                registry=registry,
+            ).set(interval_seconds)
 
     def plan_made(self, plan: Plan, seconds: float) -> None:
         """Record a plan: its duration, moves and skips by reason; the state gauges follow on scrape."""

@@ -278,11 +278,16 @@ class _Poll:
         except libvirt.libvirtError as exc:
             if exc.get_error_code() in _UNSUPPORTED:
                 c.dirty_rate = False
-                log.info("host %s: dirty-rate measurement unsupported: %s", self.endpoint.name, exc)
+                log.info(
+                    "event=dirty_rate_unsupported host=%s error=%r code=%s",
+                    self.endpoint.name,
+                    exc.get_error_message(),
+                    exc.get_error_code(),
+                )
             elif exc.get_error_code() not in (libvirt.VIR_ERR_OPERATION_INVALID, *_GONE):
                 # one VM's optional measurement failing must not take the host down; it reads as 0
                 log.warning(
-                    "host %s: domain %s: dirty-rate measurement not started: %s (libvirt code %s)",
+                    "event=dirty_rate_not_started host=%s vm=%s error=%r code=%s",
                     self.endpoint.name,
                     dom.name(),
                     exc.get_error_message(),

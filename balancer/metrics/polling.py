@@ -128,7 +128,8 @@ class HostPoller(Generic[C]):
                 now, self.args.reconnect_min_seconds, self.args.reconnect_max_seconds
             )
             h.last_error = sample.error
-            log.warning("collect failed: %s", sample.error)
+            # debug: the service logs each failed poll once per tick (event=collection_failed)
+            log.debug("event=collect_failed host=%s error=%r", name, str(sample.error))
         return sample
 
     def close(self) -> None:

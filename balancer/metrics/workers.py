@@ -137,4 +137,4 @@ class WorkerPool:
         try:
             job.on_late(job.result)
         except Exception:
-            log.exception("cleanup after an abandoned job failed")
+            log.exception("event=abandoned_job_cleanup_failed")

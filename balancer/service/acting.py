@@ -153,17 +153,12 @@ class Acting:
             return current[0].id
         row = self.store.save_plan(proposal, automation, self.now, fence=fence, expires_at=expires)
         self.store.mark_stale_plans_superseded(self.now, fence=fence, keep=row.id)
-        for m in proposal.moves:  # once per proposal, not every tick it is proposed again
-            log.info(
-                "event=move_proposed plan=%d vm=%s source=%s target=%s reason=%s bytes=%d detail=%r",
-                row.id,
-                m.vm,
-                m.source,
-                m.target,
-                m.reason.value,
-                m.cost.total_bytes,
-                m.detail,
-            )
+        log.info(
+            "event=plan_proposed plan=%d moves=%d bytes=%d",
+            row.id,
+            len(proposal.moves),
+            proposal.predicted_bytes,
+        )
         return row.id
 
     def start_approved(self) -> None:

@@ -41,6 +41,7 @@ from balancer.policy import plan as make_plan
 from balancer.reasons import PRIORITY, Reason
 from balancer.service import wiring
 from balancer.service.acting import Acting, Planned, Term
+from balancer.service.decisions import DecisionLog
 from balancer.service.drains import DrainBook
 from balancer.service.efficacy import Efficacy
 from balancer.service.events import ServiceSink
@@ -77,6 +78,7 @@ class Service:
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.sink = ServiceSink(metrics, self._outcomes.put)
         self.drains = DrainBook(store, metrics)
+        self.decisions = DecisionLog()
         self._live = Live()
         self._term: Term | None = None
         self._term_lock = threading.Lock()  # the term is swapped by the loop and by the lease thread
@@ -212,6 +214,7 @@ class Service:
                     t0 = time.monotonic()
                     plan = make_plan(snap, state, wiring.plan_args(self.cfg), now)
                     self.metrics.plan_made(plan, time.monotonic() - t0)
+                    self.decisions.record(plan)
                     plan_id = (
                         acting.act(plan, self.cfg.automation, self._proposal_ttl()) if plan.moves else None
                     )

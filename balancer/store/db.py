@@ -15,6 +15,7 @@ JSON is strict on both backends (no NaN/Infinity), because PostgreSQL's JSONB re
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,8 +52,10 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
         assert url.database is not None
         try:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            # a new store file is the service's alone (SQLite gives its -wal and -shm the same mode)
+            os.close(os.open(url.database, os.O_CREAT | os.O_RDWR, 0o600))
         except OSError as exc:
-            raise StoreError(f"cannot create the directory for {url.database}: {exc}") from exc
+            raise StoreError(f"cannot create {url.database} or its directory: {exc}") from exc
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout},

@@ -213,7 +213,7 @@ def stand_in(ctx: ApiContext) -> StandIn:
 # --------------------------------------------------------------------------- for the CLI tests
 def write_config(path: Path, store_url: str, listen: str = "127.0.0.1:8787") -> Path:
     """config.yaml for the CLI: the hosts, the store and the tokens of ``config()``."""
-    path.write_text(yaml.safe_dump(config(store_url, listen=listen).dump()))
+    path.write_text(yaml.safe_dump(config(store_url, listen=listen).dump(secrets=True)))
     return path
 
 

@@ -96,11 +96,15 @@ def test_open_reads_allow_reads_without_a_token_but_not_writes(store: Store, sto
 def test_token_files_are_read_when_the_app_is_built(store: Store, store_url: str, tmp_path: Path) -> None:
     secret = tmp_path / "token"
     secret.write_text("s" * 24 + "\n")
+    secret.chmod(0o600)
     cfg = config(store_url, api={"tokens": [{"name": "robot", "token_file": str(secret)}]})
     with TestClient(create_app(context(cfg, store))) as c:
         r = c.post("/v1/drains", json={"host": "h3"}, headers={"Authorization": "Bearer " + "s" * 24})
         assert r.status_code == 201
         assert r.json()["requested_by"] == "robot"
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"api.tokens\[0\].token_file: .* has mode 0644"):
+        create_app(context(cfg, store))
     secret.unlink()
     with pytest.raises(ConfigError, match=r"api.tokens\[0\].token_file: .* cannot be read"):
         create_app(context(cfg, store))

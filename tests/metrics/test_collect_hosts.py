@@ -116,4 +116,4 @@ def test_dirty_rate_measurement_unsupported_by_the_driver_leaves_hosts_up_at_zer
         snap = c.tick(1.0)
     assert snap.host("host-b").state == HostState.UP
     assert all(v.dirty_rate_bytes_s == 0.0 for v in snap.vms)
-    assert sum("dirty-rate measurement unsupported" in r.message for r in caplog.records) == 1
+    assert sum("event=dirty_rate_unsupported" in r.message for r in caplog.records) == 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import start_http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -67,14 +67,14 @@ def advancing(metrics: Metrics, every: float = 0.5) -> Iterator[None]:
 
 
 def busy_metrics(now: float | None = None) -> Metrics:
-    metrics = Metrics(CollectorRegistry())
+    metrics = sample_cluster.new_metrics()
     sample_cluster.populate(metrics, time.time() if now is None else now, busy=True)
     return metrics
 
 
 @pytest.fixture(scope="session")
 def inventory() -> Inventory:
-    """Every balancer_* family export.py defines, with the label names of its samples."""
+    """Every family the service's registry has (balancer_*, process_*, python_info), with its labels."""
     return Inventory.of(busy_metrics())
 
 

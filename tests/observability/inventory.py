@@ -17,8 +17,9 @@ TARGET_LABELS = frozenset({"job", "instance"})
 #: Series that Prometheus itself makes and the rules may use.
 PROMETHEUS_SERIES = {"up": TARGET_LABELS}
 
-_NAME = re.compile(r"\b(balancer_[A-Za-z0-9_]+|up)\b(?!\s*\()")
-_SELECTOR = re.compile(r"\b(balancer_[A-Za-z0-9_]+|up)\s*\{([^}]*)\}")
+_METRIC = r"(?:balancer|process|python)_[A-Za-z0-9_]+|up"  # ours, prometheus_client's process ones, up
+_NAME = re.compile(rf"\b({_METRIC})\b(?!\s*\()")
+_SELECTOR = re.compile(rf"\b({_METRIC})\s*\{{([^}}]*)\}}")
 _MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -95,6 +96,7 @@ class Inventory:
 
 
 def used_series(expr: str) -> set[str]:
-    """Series names (balancer_* and up) an expression selects; function names and strings are ignored."""
+    """Series names (balancer_*, process_*, python_* and up) an expression selects; function names and
+    strings are ignored."""
     return set(_NAME.findall(_STRING.sub('""', expr)))
 

@@ -13,6 +13,9 @@ compute-2's CPU load, for previews that should show rates; nothing else changes.
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry
+
+from balancer.metrics.args import default_args
 from balancer.metrics.export import DrainGauge, Metrics
 from balancer.model import (
     VM,
@@ -27,6 +30,7 @@ from balancer.model import (
     Skip,
     Snapshot,
 )
+from balancer.policy.args import ThresholdArgs
 from balancer.reasons import Reason
 
 GIB = 1024**3
@@ -114,6 +118,19 @@ def drain(now: float, busy: bool, blocked: int | None = None, deadline: float | 
         blocked_vms=(1 if busy else 0) if blocked is None else blocked,
         deadline=now + 4 * 3600 if deadline is None else deadline,
     )
+
+
+def new_metrics() -> Metrics:
+    """Metrics as the service builds them: its hosts, config.yaml's default thresholds and interval."""
+    t = ThresholdArgs()
+    thresholds = {
+        "cpu_high": t.cpu_high,
+        "memory_high": t.memory_high,
+        "disk_high": t.disk_high,
+        "target_imbalance": t.target_imbalance,
+    }
+    interval = default_args().interval_seconds
+    return Metrics(CollectorRegistry(), hosts=HOSTS, thresholds=thresholds, interval_seconds=interval)
 
 
 def populate(metrics: Metrics, now: float, busy: bool = True) -> None:

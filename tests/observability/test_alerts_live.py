@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
 
-from balancer.metrics.export import Metrics
 from tests.observability import sample_cluster
 from tests.observability.conftest import ALERTS, serve
 from tests.prom import Prometheus, run_prometheus
@@ -48,7 +46,7 @@ def _firing_names(prom: Prometheus) -> set[str]:
 @pytest.mark.slow
 def test_alerts_stay_quiet_when_healthy_and_fire_on_faults(tmp_path: Path) -> None:
     now = time.time()
-    metrics = Metrics(CollectorRegistry())
+    metrics = sample_cluster.new_metrics()
     sample_cluster.populate(metrics, now, busy=False)
     rules = shortened_rules(ALERTS, tmp_path / "alerts-short-for.yml")
 
@@ -84,6 +82,13 @@ def test_alerts_stay_quiet_when_healthy_and_fire_on_faults(tmp_path: Path) -> No
                 assert labels["host"] in alert["annotations"]["description"]
         assert _firing_names(prom) == set(expected)
         _assert_rules_healthy(prom)
+
+        # The drain stops although one of its VMs could move: ten ticks later BalancerDrainStalled fires.
+        still = sample_cluster.drain(now, False, blocked=1, deadline=now - 120)
+        for _ in range(10):
+            metrics.state.update(drains={sample_cluster.DRAINING: still})
+        (stalled,) = prom.wait_for_alert("BalancerDrainStalled", timeout=20)
+        assert stalled["labels"]["host"] == sample_cluster.DRAINING
 
         # The lease is lost: BalancerNoLeader fires, and the state alerts (judged on the leader) resolve.
         metrics.state.update(leader=False)

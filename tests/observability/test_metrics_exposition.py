@@ -7,9 +7,10 @@ import time
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from balancer.metrics.export import Metrics
+from balancer.policy.args import ThresholdArgs
 from tests.observability import sample_cluster
 from tests.observability.conftest import ScrapedCluster, serve
 from tests.observability.inventory import Inventory
@@ -20,7 +21,7 @@ GIB = 1024**3
 
 @pytest.mark.parametrize("busy", [True, False], ids=["busy", "steady"])
 def test_scrape_passes_promtool_check_metrics(busy: bool) -> None:
-    metrics = Metrics(CollectorRegistry())
+    metrics = sample_cluster.new_metrics()
     sample_cluster.populate(metrics, time.time(), busy=busy)
     with serve(metrics) as target:
         resp = httpx.get(f"http://{target}/metrics", timeout=10)
@@ -35,12 +36,50 @@ def test_promtool_check_metrics_fails_on_a_convention_problem() -> None:
         promtool_check_metrics("# HELP balancer_bad Bad.\n# TYPE balancer_bad counter\nbalancer_bad 1\n")
 
 
+#: What prometheus_client's process and platform collectors export besides our balancer_* families.
+PROCESS = {
+    "process_virtual_memory_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_cpu_seconds",
+    "process_open_fds",
+    "process_max_fds",
+    "python_info",
+}
+
+
 def test_every_family_is_prefixed_documented_and_has_no_per_vm_label(inventory: Inventory) -> None:
     assert inventory.empty == frozenset(), "sample_cluster.populate leaves these families without samples"
     for fam in inventory.families.values():
-        assert fam.name.startswith("balancer_"), fam.name
+        assert fam.name.startswith("balancer_") or fam.name in PROCESS, fam.name
         assert fam.help.strip(), f"{fam.name} has no HELP text"
         assert not fam.labels & {"vm", "domain", "uuid"}, f"{fam.name} has a per-VM label"
+    assert set(inventory.families) >= PROCESS, "the process metrics are missing"
+
+
+def test_no_created_series_and_the_process_metrics_are_served() -> None:
+    metrics = sample_cluster.new_metrics()
+    sample_cluster.populate(metrics, time.time())
+    with serve(metrics) as target:
+        text = httpx.get(f"http://{target}/metrics", timeout=10).text
+    assert "_created" not in text
+    for name in ("process_resident_memory_bytes", "process_start_time_seconds", "process_open_fds"):
+        assert f"\n{name} " in text, name
+    assert "process_cpu_seconds_total " in text
+
+
+def test_the_config_the_alerts_compare_with_is_exported() -> None:
+    text = generate_latest(sample_cluster.new_metrics().registry).decode()
+    t = ThresholdArgs()
+    assert f'balancer_config_high_water_ratio{{resource="cpu"}} {t.cpu_high}' in text
+    assert f'balancer_config_high_water_ratio{{resource="memory"}} {t.memory_high}' in text
+    assert f"balancer_config_target_imbalance {t.target_imbalance}" in text
+    assert "balancer_config_collection_interval_seconds 60.0" in text
+    assert 'balancer_collection_errors_total{host="compute-1",kind="connect"} 0.0' in text
+    bare = generate_latest(Metrics(CollectorRegistry()).registry).decode()
+    assert "balancer_config_" not in bare  # nothing is exported that was not given
+    with pytest.raises(ValueError, match="unknown thresholds"):
+        Metrics(CollectorRegistry(), thresholds={"cpu_hi": 0.8})
 
 
 @pytest.mark.slow
@@ -58,7 +97,9 @@ def test_prometheus_stores_the_expected_series(scraped_cluster: ScrapedCluster) 
     assert prom.value('balancer_host_load_ratio{host="compute-3", resource="memory"}') == pytest.approx(0.63)
     states = prom.query("balancer_host_state == 1")
     assert {(r["metric"]["host"], r["metric"]["state"]) for r in states} == {
-        ("compute-1", "up"), ("compute-2", "up"), ("compute-3", "draining"),
+        ("compute-1", "up"),
+        ("compute-2", "up"),
+        ("compute-3", "draining"),
     }
     assert prom.value('balancer_host_vms{host="compute-3"}') == 2
 

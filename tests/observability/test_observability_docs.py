@@ -9,7 +9,7 @@ import yaml
 from tests.observability.conftest import ALERTS, DOCS
 from tests.observability.inventory import Inventory
 
-_ROW = re.compile(r"^\| `(balancer_\w+)` \| (\w+) \| ([^|]*) \|", re.MULTILINE)
+_ROW = re.compile(r"^\| `((?:balancer|process|python)_\w+)` \| (\w+) \| ([^|]*) \|", re.MULTILINE)
 
 
 def test_every_metric_is_documented_with_its_type_and_labels(inventory: Inventory) -> None:

@@ -9,12 +9,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from balancer.config import Config, parse
 from balancer.daemon import Running, build
 
 TESTDRIVER = Path(__file__).resolve().parents[1] / "data" / "testdriver"
+
+
+def ok_ticks(api: str) -> float:
+    """balancer_ticks_total{result="ok"} of the service at ``api`` (0 while it does not answer)."""
+    try:
+        text = httpx.get(f"{api}/metrics", timeout=5).text
+    except httpx.TransportError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith('balancer_ticks_total{result="ok"}'):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def driver_hosts(**capacity: dict[str, Any]) -> list[dict[str, Any]]:

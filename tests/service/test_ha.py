@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -18,7 +17,7 @@ from balancer.reasons import Reason
 from balancer.store import Store
 from tests.pg import PgServer
 from tests.prom import free_port
-from tests.service.conftest import driver_hosts
+from tests.service.conftest import driver_hosts, ok_ticks
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -32,17 +31,6 @@ def start(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def ok_ticks(api: str) -> float:
-    try:
-        text = httpx.get(f"{api}/metrics", timeout=5).text
-    except httpx.TransportError:
-        return 0.0
-    for line in text.splitlines():
-        if line.startswith('balancer_ticks_total{result="ok"}'):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def test_leader_killed_is_replaced_within_two_ticks_and_nothing_runs_twice(

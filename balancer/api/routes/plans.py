@@ -15,6 +15,7 @@ from balancer.model import Plan
 from balancer.store.records import PlanStatus
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"], dependencies=[Depends(known_query)])
+preview_router = APIRouter(prefix="/v1", tags=["plans"], dependencies=[Depends(known_query)])
 log = logging.getLogger("balancer.api")
 MoveIndex = Annotated[int, Path(ge=0, le=2**31 - 1, description="The move's index in the plan.")]
 
@@ -27,19 +28,6 @@ def list_plans(
     limit: Limit = 50,
 ) -> list[PlanSummary]:
     return actions.list_plans(ctx.store, status, limit)
-
-
-@router.post(
-    "/preview",
-    summary="What the planner would do now on the service's view (nothing is stored or started)",
-    responses=READ,
-)
-def preview_plan(_who: Reader, ctx: Ctx, body: PlanPreviewIn) -> Plan:
-    """The service's snapshot and planner state (maintenance, drains, moves in flight, cooldowns,
-    quarantines), plus the drains of ``drain`` as if they were requested."""
-    for i, host in enumerate(body.drain):
-        check_host(ctx.cfg, host, f"drain[{i}]")
-    return ctx.control.preview(frozenset(body.drain))
 
 
 @router.get(
@@ -106,3 +94,16 @@ def approve_move(who: Writer, ctx: Ctx, plan_id: PlanId, index: MoveIndex) -> Mo
 )
 def reject_move(who: Writer, ctx: Ctx, plan_id: PlanId, index: MoveIndex) -> MoveOut:
     return _decide_move(ctx, who, plan_id, index, False)
+
+
+@preview_router.post(
+    "/preview",
+    summary="What the planner would do now on the service's view (nothing is stored or started)",
+    responses=READ,
+)
+def preview_plan(_who: Reader, ctx: Ctx, body: PlanPreviewIn) -> Plan:
+    """The service's snapshot and planner state (maintenance, drains, moves in flight, cooldowns,
+    quarantines), plus the drains of ``drain`` as if they were requested."""
+    for i, host in enumerate(body.drain):
+        check_host(ctx.cfg, host, f"drain[{i}]")
+    return ctx.control.preview(frozenset(body.drain))
