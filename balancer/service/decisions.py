@@ -38,8 +38,8 @@ class DecisionLog:
                 )
         skips: dict[tuple[str, str], tuple[str, str]] = {}
         for s in plan.skips:
-            key, why = (s.subject, s.name), (s.reason.value, s.detail)
-            skips[key] = why
-            if self._skips.get(key) != why:
+            subject, why = (s.subject, s.name), (s.reason.value, s.detail)
+            skips[subject] = why
+            if self._skips.get(subject) != why:
                 log.info("event=plan_skip subject=%s name=%s reason=%s detail=%r", s.subject, s.name, *why)
         self._moves, self._skips = moves, skips
