@@ -63,7 +63,7 @@ def build(cfg: Config) -> Running:
         },
         interval_seconds=cfg.collection.interval_seconds,
     )
-    control = ControlMetrics(registry)
+    control = metrics.control
     collector = Collector.for_endpoints(wiring.endpoints(cfg), cfg.collection)
     hypervisors = libvirt_factory(wiring.executor_endpoints(cfg))
     url = api_url(cfg)
