@@ -1,25 +1,27 @@
-"""Exact optimum of the hotspot and drain problems as integer programs (scipy.optimize.milp, HiGHS).
+"""Exact optimum of relief and drain together as an integer program (scipy.optimize.milp, HiGHS).
 
-Used by tests/policy/test_hotspot_exact.py and bench/plan_quality.py to measure how far the planner's
-heuristics are from the optimum. The problems are built from the planner's own Workspace, so the VMs
-that may move, the targets they may use (pins, labels, ping-pong, anti-affinity with the VMs that stay),
-capacities, marks and bytes are exactly the planner's.
+Used by tests/policy/test_hotspot_exact.py and bench/plan_quality.py to measure how far the planner is
+from the optimum. The problem is built from the planner's own Workspace, so the VMs that may move, the
+targets they may use (pins, labels, ping-pong, anti-affinity with the VMs that stay), capacities, marks
+and bytes are exactly the planner's.
 
-Hotspot problem. Hot hosts S (over the mark now and for hold_ticks ticks), movable VMs M on them
-(hotspot rules), targets T = active hosts not over a mark at the start. Variables x[v,t] ∈ {0,1}
-(v ∈ M moves to t ∈ T, allowed by the rules), y[p,t] ∈ {0,1} (backing file p is copied to t).
+Hosts: hot hosts S (a resource over the mark now and for hold_ticks ticks), draining hosts D, and the
+active hosts A (targets). Movable VMs M: on draining hosts those a drain may move, elsewhere those
+hotspot relief may move, on *any* active host (moving a VM off a target to open room is allowed, onto
+any host including a hot one it relieved). Variables x[v,t] ∈ {0,1} (v ∈ M moves to t ∈ A, allowed by
+the rules, t not its host), y[p,t] ∈ {0,1} (backing file p is copied to t).
 
     minimise   Σ base_v·x[v,t] + Σ bytes_p·y[p,t]
-    subject to Σ_t x[v,t] ≤ 1                                   each VM moves at most once
-               Σ_{v on h} d_v,r·Σ_t x[v,t] ≥ used_h,r − mark_h,r  each hot host h, resource r hot on h
-               used_t,r + Σ_v d_v,r·x[v,t] (+ Σ_p bytes_p·y[p,t] for disk) ≤ mark_t,r   each target t, r
-               y[p,t] ≥ x[v,t]                                   v uses p and p is not on t
+    subject to Σ_t x[v,t] ≤ 1   (= 1 for v on a draining host)          each VM moves at most once
+               used_t,r + Σ_v d_v,r·x[v,t] − Σ_{v on t} d_v,r·Σ_u x[v,u]
+                   (+ Σ_p bytes_p·y[p,t] for disk) ≤ mark_t,r          each active host t, resource r
+               y[p,t] ≥ x[v,t]                                        v uses p and p is not on t
 
-Drain problem: the same with M = the VMs on draining hosts that may leave (drain rules), T = active
-hosts, Σ_t x[v,t] = 1 for each v, and no relief rows.
-
-Not modelled (the planner does them; tests and bench use instances without them): anti-affinity
-between two VMs that both move, soft (preferred) labels, affinity units, the moves-per-tick budget.
+A host over a mark in a resource that has not persisted (not hot) takes no VMs and has no row for it.
+This is the final state only: the planner must also order its moves so that no target is over a mark
+at any point, which a swap (A→B and B→A at once) cannot satisfy; the optimum may use one. Not modelled
+(the planner does them; tests and bench use instances without them): anti-affinity between two VMs that
+both move, soft (preferred) labels, affinity units, the balance goal.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from scipy.sparse import coo_matrix
 
 from balancer.model import PlannerState, Snapshot
 from balancer.policy import PlanArgs, hotspot, objective, workspace
-from balancer.policy.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -45,84 +46,76 @@ class Exact:
     seconds: float = 0.0
 
 
-def hotspot_optimum(
-    snap: Snapshot, state: PlannerState, args: PlanArgs, now: float, limit_s: float = 60.0
-) -> Exact:
+def optimum(snap: Snapshot, state: PlannerState, args: PlanArgs, now: float, limit_s: float = 60.0) -> Exact:
+    """The fewest bytes that relieve every hot host and empty every draining host (``empty``: nothing to do)."""
     ws = workspace(snap, state, args, now)
-    order, hot = hotspot.hot_hosts(ws)
-    if not order:
-        return Exact("empty", 0.0, ())
-    targets = ws.arr.active & ~objective.overloaded(ws.used, ws.arr.mark).any(axis=1)
-    movable = ws.movable("hotspot")
-    vms = [int(v) for h in order for v in ws.vms_on(h) if movable[v]]
-    relief = [(h, r, float(ws.used[h, r] - ws.arr.mark[h, r])) for h in order for r in (0, 1) if hot[h, r]]
-    return _solve(ws, vms, targets, relief, exactly_once=False, goal="hotspot", limit_s=limit_s)
-
-
-def drain_optimum(
-    snap: Snapshot, state: PlannerState, args: PlanArgs, now: float, limit_s: float = 60.0
-) -> Exact:
-    ws = workspace(snap, state, args, now)
-    on = np.flatnonzero(np.isin(ws.home, np.flatnonzero(ws.arr.draining)))
-    vms = [int(v) for v in on if ws.blocker(int(v), "drain") is None]
-    if not vms:
-        return Exact("empty", 0.0, ())
-    return _solve(ws, vms, ws.arr.active.copy(), [], exactly_once=True, goal="drain", limit_s=limit_s)
-
-
-def _solve(
-    ws: Workspace,
-    vms: list[int],
-    targets: np.ndarray,
-    relief: list[tuple[int, int, float]],
-    exactly_once: bool,
-    goal: str,
-    limit_s: float,
-) -> Exact:
     arr = ws.arr
-    allowed = {v: ws.candidates((v,), goal, capacity=False).mask & targets for v in vms}  # type: ignore[arg-type]
-    pairs = [(v, int(t)) for v in vms for t in np.flatnonzero(allowed[v])]
+    _, hot = hotspot.hot_hosts(ws)
+    over = objective.overloaded(ws.used, arr.mark)
+    on_drain = np.isin(ws.home, np.flatnonzero(arr.draining))
+    must = [int(v) for v in np.flatnonzero(on_drain) if ws.blocker(int(v), "drain") is None]
+    if not must and not hot.any():
+        return Exact("empty", 0.0, ())
+    # a host over a mark that has not persisted takes nothing; otherwise every active host is a target
+    targets = arr.active & ~(over & ~hot).any(axis=1) & (ws.used[:, 2] <= arr.mark[:, 2])
+    movable = ws.movable("hotspot") & (ws.home >= 0)
+    movable &= arr.active[np.maximum(ws.home, 0)]
+    may = sorted(set(must) | set(np.flatnonzero(movable).tolist()))
+    goal = {v: "drain" for v in must}
+    allowed = {v: ws.candidates((v,), goal.get(v, "hotspot"), capacity=False).mask & targets for v in may}  # type: ignore[arg-type]
+    pairs = [(v, int(t)) for v in may for t in np.flatnonzero(allowed[v])]
+    must_set = set(must)
+    if any(not allowed[v].any() for v in must):
+        return Exact("infeasible", 0.0, ())
     backing = sorted({(int(p), t) for v, t in pairs for p in arr.vm_paths[v] if not ws.present[t, p]})
     n_x, n_y = len(pairs), len(backing)
-    if n_x == 0:
-        return Exact("infeasible" if exactly_once or relief else "empty", 0.0, ())
     y_index = {key: n_x + i for i, key in enumerate(backing)}
     cost = np.concatenate([ws.costs.base[[v for v, _ in pairs]], [arr.path_bytes[p] for p, _ in backing]])
-    rows: list[tuple[dict[int, float], float, float]] = []
-    by_vm: dict[int, dict[int, float]] = {}
-    for i, (v, _) in enumerate(pairs):
-        by_vm.setdefault(v, {})[i] = 1.0
-    for v in vms:
-        rows.append((by_vm.get(v, {}), 1.0 if exactly_once else 0.0, 1.0))
-    for h, r, need in relief:
-        coef = {i: float(arr.demand[v, r]) for i, (v, _) in enumerate(pairs) if ws.home[v] == h}
-        rows.append((coef, need, np.inf))
-    for t in np.flatnonzero(targets):
-        for r in (0, 1, 2):
-            room = float(arr.mark[t, r] - ws.used[t, r])
-            if not np.isfinite(room):
-                continue
-            coef = {i: float(arr.demand[v, r]) for i, (v, tt) in enumerate(pairs) if tt == t}
-            if r == 2:
-                coef.update({y_index[(p, tt)]: float(arr.path_bytes[p]) for p, tt in backing if tt == t})
-            if coef:
-                rows.append((coef, -np.inf, room))
-    for i, (v, t) in enumerate(pairs):
-        for p in arr.vm_paths[v]:
-            if (int(p), t) in y_index:
-                rows.append(({y_index[(int(p), t)]: 1.0, i: -1.0}, 0.0, np.inf))
-    r_idx, c_idx, vals = [], [], []
-    for k, (coef, _, _) in enumerate(rows):
+    r_idx: list[int] = []
+    c_idx: list[int] = []
+    vals: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+
+    def row(coef: dict[int, float], low: float, high: float) -> None:
+        k = len(lo)
         for c, val in coef.items():
             r_idx.append(k)
             c_idx.append(c)
             vals.append(val)
-    a = coo_matrix((vals, (r_idx, c_idx)), shape=(len(rows), n_x + n_y)).tocsr()
-    lo = np.array([lo for _, lo, _ in rows])
-    hi = np.array([hi for _, _, hi in rows])
+        lo.append(low)
+        hi.append(high)
+
+    by_vm: dict[int, list[int]] = {}
+    by_target: dict[int, list[int]] = {}
+    for i, (v, t) in enumerate(pairs):
+        by_vm.setdefault(v, []).append(i)
+        by_target.setdefault(t, []).append(i)
+    for v in may:
+        row(dict.fromkeys(by_vm.get(v, []), 1.0), 1.0 if v in must_set else 0.0, 1.0)
+    for t in np.flatnonzero(arr.active):
+        leaving = [i for v in may if ws.home[v] == t for i in by_vm.get(v, [])]
+        for r in (0, 1, 2):
+            room = float(arr.mark[t, r] - ws.used[t, r])
+            if not np.isfinite(room) or (room < 0 and not (r < 2 and hot[t, r])):
+                continue  # unknown disk size, or over a mark that has not persisted (takes nothing)
+            coef = {i: float(arr.demand[pairs[i][0], r]) for i in by_target.get(int(t), [])}
+            for i in leaving:
+                coef[i] = coef.get(i, 0.0) - float(arr.demand[pairs[i][0], r])
+            if r == 2:
+                coef.update({y_index[(p, tt)]: float(arr.path_bytes[p]) for p, tt in backing if tt == t})
+            if coef or room < 0:
+                row(coef, -np.inf, room)
+    for i, (v, t) in enumerate(pairs):
+        for p in arr.vm_paths[v]:
+            if (int(p), t) in y_index:
+                row({y_index[(int(p), t)]: 1.0, i: -1.0}, 0.0, np.inf)
+    if n_x == 0:
+        return Exact("infeasible", 0.0, ())
+    a = coo_matrix((vals, (r_idx, c_idx)), shape=(len(lo), n_x + n_y)).tocsr()
     res = milp(
         c=cost,
-        constraints=LinearConstraint(a, lo, hi),
+        constraints=LinearConstraint(a, np.array(lo), np.array(hi)),
         integrality=np.ones(n_x + n_y),
         bounds=Bounds(0, 1),
         options={"time_limit": limit_s},

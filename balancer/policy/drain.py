@@ -9,8 +9,9 @@ largest first, then memory, then name: the big ones claim space while there is m
 Target: among the feasible hosts (constraints.py), the one with the fewest bytes to copy (a host that
 already holds the backing file saves the chain copy), then the least resulting imbalance, then name.
 Affinity groups leave as one unit, to the host where the rest of the group runs or together to one
-target. A VM that fits nowhere for capacity gets one attempt at making room: a single VM on a host the
-rules allow is moved elsewhere first (planned before it, so the moves run in order), the swap-like case.
+target. A VM that fits nowhere for capacity gets room made (room.py): the cheapest set of other VMs is
+moved off a host the rules allow first (reason ``make_room``, flagged ``drain``; planned before it, so
+the moves run in order).
 
 Limits: drains are not capped by ``max_moves_per_tick``; cooldown does not apply (quarantine, exclusion,
 pins and labels do); a VM predicted not to converge is still drained and flagged
@@ -20,19 +21,17 @@ pins and labels do); a VM predicted not to converge is still drained and flagged
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 
 import numpy as np
 
 from balancer.model import Move
+from balancer.policy import room
 from balancer.policy.arrays import GIB
 from balancer.policy.constraints import Verdict
-from balancer.policy.objective import fits
 from balancer.policy.workspace import Workspace
 from balancer.reasons import Reason
 
 CAPACITY = (Reason.NO_MEMORY, Reason.NO_CPU, Reason.NO_DISK, Reason.NO_FIT)
-MAKE_ROOM_TRIES = 32  # VMs tried as the one to move away, cheapest first
 
 
 def run(ws: Workspace) -> None:
@@ -117,38 +116,10 @@ def _drain_group(ws: Workspace, v: int) -> None:
     _move(ws, leaving, ws.choose(leaving, found.mask), f"; with affinity group {g.name!r}")
 
 
-def _room_detail(ws: Workspace, v: int) -> Callable[[Move], str]:
-    why = f"for {ws.vm_name(v)} (drain of {ws.host_name(int(ws.home[v]))})"
-
-    def detail(mv: Move) -> str:
-        return f"makes room on {mv.source} {why}: {mv.cost.total_bytes / GIB:.1f} GiB to copy"
-
-    return detail
-
-
 def _make_room(ws: Workspace, v: int) -> Verdict | None:
-    """Free a host the rules allow for ``v`` by first moving one VM off it; the new verdict, or None."""
-    arr = ws.arr
-    allowed = ws.candidates((v,), "drain", capacity=False).mask
-    if not allowed.any():
+    """Open a host the rules allow for ``v`` by first moving other VMs off it; the new verdict, or None."""
+    opening = room.cheapest(ws, v, "drain")
+    if opening is None:
         return None
-    d = arr.demand[v]
-    missing_v = ws.sig_missing[ws.sig[v]]
-    others = np.flatnonzero(ws.movable("hotspot") & (ws.home >= 0))
-    others = others[allowed[ws.home[others]]]
-    if others.size == 0:
-        return None
-    hu = ws.home[others]
-    room = np.ones(others.size, dtype=bool)
-    for r in range(3):
-        add = d[r] - arr.demand[others, r] + (missing_v[hu] if r == 2 else 0.0)
-        room &= fits(ws.used[hu, r], add, arr.mark[hu, r])
-    others = others[room]
-    order = np.lexsort((others, ws.costs.base[others] + missing_v[ws.home[others]]))
-    for u in others[order][:MAKE_ROOM_TRIES].tolist():
-        found = ws.candidates((u,), "hotspot")
-        if not found.ok:
-            continue
-        ws.move(u, ws.choose((u,), found.mask), Reason.DRAIN, _room_detail(ws, v))
-        return ws.candidates((v,), "drain")
-    return None
+    why = f"drain of {ws.host_name(int(ws.home[v]))}"
+    return ws.candidates((v,), "drain") if room.make(ws, v, opening, Reason.DRAIN, why) else None

@@ -60,7 +60,7 @@ class Workspace:
         self.present = arr.present.copy()
         self.moved = np.zeros(arr.n_vms, dtype=bool)
         self.closed = np.zeros(arr.n_hosts, dtype=bool)  # hosts a goal declared no longer targets
-        self.budget = policy.max_moves_per_tick
+        self.budget = balance_budget(policy.max_moves_per_tick, int(arr.active.sum()))
         self.moves: list[Move] = []
         self.skips: list[Skip] = []
         self._skipped: set[tuple[str, str]] = set()
@@ -232,7 +232,7 @@ class Workspace:
         self.skips.append(Skip(subject=subject, name=name, reason=reason, detail=detail))  # type: ignore[arg-type]
 
     def spend(self) -> bool:
-        """Take one move from the hotspot/balance budget; False when it is spent."""
+        """Take one move from the balance budget; False when it is spent."""
         if self.budget <= 0:
             return False
         self.budget -= 1
@@ -272,6 +272,11 @@ class Workspace:
             overloaded_before=self.overloaded_before,
             overloaded_after=self.overloaded_hosts(),
         )
+
+
+def balance_budget(per_100_hosts: int, active_hosts: int) -> int:
+    """Balance moves one plan may make: ``policy.max_moves_per_tick`` per 100 active hosts (started)."""
+    return per_100_hosts * max(1, -(-active_hosts // 100))
 
 
 def _change(before: np.ndarray, after: np.ndarray) -> LoadChange:

@@ -58,10 +58,11 @@ def test_swap_like_drain_moves_a_blocker_out_of_the_way_first() -> None:
     )
     p = plan(snap, PlannerState(), PlanArgs(), NOW)
     assert [(m.vm, m.source, m.target, m.reason) for m in p.moves] == [
-        ("A", "t1", "t2", Reason.DRAIN),
+        ("A", "t1", "t2", Reason.MAKE_ROOM),
         ("B", "d", "t1", Reason.DRAIN),
     ]
-    assert "makes room on t1 for B" in p.moves[0].detail
+    assert "makes room on t1 for B (drain of d)" in p.moves[0].detail
+    assert p.moves[0].flags == (Reason.DRAIN,)  # serves a drain: started without approval (recommend)
     assert p.moves[1].after == ()  # 20 + 40 GiB fit t1's 64 GiB: B need not wait for A to leave
     # executable in order: each target within its mark at its turn
     state, cur = PlannerState(), snap
