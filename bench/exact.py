@@ -26,6 +26,7 @@ both move, soft (preferred) labels, affinity units, the balance goal.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,21 +35,76 @@ from scipy.sparse import coo_matrix
 
 from balancer.model import PlannerState, Snapshot
 from balancer.policy import PlanArgs, hotspot, objective, workspace
+from balancer.policy.workspace import Workspace
 
 
 @dataclass(frozen=True)
 class Exact:
-    """An exact solution: status (``optimal``, ``infeasible``, ``timeout``, ``empty``) and its moves."""
+    """An exact solution: status (``optimal``, ``infeasible``, ``timeout``, ``empty``) and its moves.
+
+    ``cuts``: solutions refused because their moves cannot be ordered within the marks (a swap).
+    """
 
     status: str
     bytes: float
     moves: tuple[tuple[str, str], ...]  # (vm, target)
     seconds: float = 0.0
+    cuts: int = 0
 
 
-def optimum(snap: Snapshot, state: PlannerState, args: PlanArgs, now: float, limit_s: float = 60.0) -> Exact:
-    """The fewest bytes that relieve every hot host and empty every draining host (``empty``: nothing to do)."""
-    ws = workspace(snap, state, args, now)
+CPU_SCALE = 1e6  # CP-SAT needs integers: cpu rows in micro-cores
+
+
+@dataclass
+class Model:
+    """The integer program: minimise cost·z subject to lo ≤ A z ≤ hi, z ∈ {0, 1}; z = x (pairs) then y."""
+
+    ws: Workspace
+    pairs: list[tuple[int, int]]  # (vm, target) of each x
+    cost: np.ndarray
+    rows: list[tuple[dict[int, float], float, float, float]]  # coefficients, lo, hi, integer scale
+
+
+def optimum(
+    snap: Snapshot,
+    state: PlannerState,
+    args: PlanArgs,
+    now: float,
+    limit_s: float = 60.0,
+    solver: str = "highs",
+    max_cuts: int = 300,
+) -> Exact:
+    """The fewest bytes that relieve every hot host and empty every draining host, with moves that can be
+    ordered within the marks (``empty``: nothing to do). ``solver``: ``highs`` or ``cpsat``."""
+    t0 = time.perf_counter()
+    model = build(workspace(snap, state, args, now))
+    if isinstance(model, Exact):
+        return model
+    solve = _highs if solver == "highs" else _cpsat
+    cut = 0
+    for cut in range(max_cuts + 1):  # noqa: B007 (reported)
+        left = limit_s - (time.perf_counter() - t0)
+        status, chosen = solve(model, max(left, 0.1))
+        if status != "optimal" or orderable(model, chosen):
+            break
+        model.rows.append((dict.fromkeys(chosen, 1.0), -np.inf, len(chosen) - 1.0, 1.0))  # not this set
+    else:
+        status = "timeout"
+    ws = model.ws
+    moves = tuple((ws.vm_name(model.pairs[i][0]), ws.host_name(model.pairs[i][1])) for i in chosen)
+    total = float(sum(ws.costs.base[model.pairs[i][0]] for i in chosen))
+    present = ws.present.copy()
+    for i in chosen:  # backing files each target gets once
+        v, t = model.pairs[i]
+        paths = ws.arr.vm_paths[v]
+        new = paths[~present[t, paths]]
+        total += float(ws.arr.path_bytes[new].sum())
+        present[t, new] = True
+    return Exact(status, total if status == "optimal" else 0.0, moves, time.perf_counter() - t0, cut)
+
+
+def build(ws: Workspace) -> Model | Exact:
+    """The program of ``ws``'s relief and drains (the module docstring), or an Exact when trivial."""
     arr = ws.arr
     _, hot = hotspot.hot_hosts(ws)
     over = objective.overloaded(ws.used, arr.mark)
@@ -63,36 +119,24 @@ def optimum(snap: Snapshot, state: PlannerState, args: PlanArgs, now: float, lim
     may = sorted(set(must) | set(np.flatnonzero(movable).tolist()))
     goal = {v: "drain" for v in must}
     allowed = {v: ws.candidates((v,), goal.get(v, "hotspot"), capacity=False).mask & targets for v in may}  # type: ignore[arg-type]
-    pairs = [(v, int(t)) for v in may for t in np.flatnonzero(allowed[v])]
-    must_set = set(must)
     if any(not allowed[v].any() for v in must):
         return Exact("infeasible", 0.0, ())
+    pairs = [(v, int(t)) for v in may for t in np.flatnonzero(allowed[v])]
+    if not pairs:
+        return Exact("infeasible", 0.0, ())
+    must_set = set(must)
     backing = sorted({(int(p), t) for v, t in pairs for p in arr.vm_paths[v] if not ws.present[t, p]})
-    n_x, n_y = len(pairs), len(backing)
+    n_x = len(pairs)
     y_index = {key: n_x + i for i, key in enumerate(backing)}
     cost = np.concatenate([ws.costs.base[[v for v, _ in pairs]], [arr.path_bytes[p] for p, _ in backing]])
-    r_idx: list[int] = []
-    c_idx: list[int] = []
-    vals: list[float] = []
-    lo: list[float] = []
-    hi: list[float] = []
-
-    def row(coef: dict[int, float], low: float, high: float) -> None:
-        k = len(lo)
-        for c, val in coef.items():
-            r_idx.append(k)
-            c_idx.append(c)
-            vals.append(val)
-        lo.append(low)
-        hi.append(high)
-
+    rows: list[tuple[dict[int, float], float, float, float]] = []
     by_vm: dict[int, list[int]] = {}
     by_target: dict[int, list[int]] = {}
     for i, (v, t) in enumerate(pairs):
         by_vm.setdefault(v, []).append(i)
         by_target.setdefault(t, []).append(i)
     for v in may:
-        row(dict.fromkeys(by_vm.get(v, []), 1.0), 1.0 if v in must_set else 0.0, 1.0)
+        rows.append((dict.fromkeys(by_vm.get(v, []), 1.0), 1.0 if v in must_set else 0.0, 1.0, 1.0))
     for t in np.flatnonzero(arr.active):
         leaving = [i for v in may if ws.home[v] == t for i in by_vm.get(v, [])]
         for r in (0, 1, 2):
@@ -105,30 +149,86 @@ def optimum(snap: Snapshot, state: PlannerState, args: PlanArgs, now: float, lim
             if r == 2:
                 coef.update({y_index[(p, tt)]: float(arr.path_bytes[p]) for p, tt in backing if tt == t})
             if coef or room < 0:
-                row(coef, -np.inf, room)
+                rows.append((coef, -np.inf, room, CPU_SCALE if r == 0 else 1.0))
     for i, (v, t) in enumerate(pairs):
         for p in arr.vm_paths[v]:
             if (int(p), t) in y_index:
-                row({y_index[(int(p), t)]: 1.0, i: -1.0}, 0.0, np.inf)
-    if n_x == 0:
-        return Exact("infeasible", 0.0, ())
-    a = coo_matrix((vals, (r_idx, c_idx)), shape=(len(lo), n_x + n_y)).tocsr()
+                rows.append(({y_index[(int(p), t)]: 1.0, i: -1.0}, 0.0, np.inf, 1.0))
+    return Model(ws, pairs, cost, rows)
+
+
+def orderable(model: Model, chosen: list[int]) -> bool:
+    """True when the chosen moves can run one at a time with every target within its marks at its turn
+    (greedy, any move that fits now: arrivals only add load, so it finds an order when one exists)."""
+    ws, arr = model.ws, model.ws.arr
+    used, present = ws.used.copy(), ws.present.copy()
+    pending = [model.pairs[i] for i in chosen]
+    while pending:
+        left = []
+        for v, t in pending:
+            paths = arr.vm_paths[v]
+            missing = float(arr.path_bytes[paths[~present[t, paths]]].sum())
+            add = arr.demand[v] + (0.0, 0.0, missing)
+            if np.all(objective.fits(used[t], add, arr.mark[t])):
+                used[int(ws.home[v])] -= arr.demand[v]
+                used[t] += add
+                present[t, paths] = True
+            else:
+                left.append((v, t))
+        if len(left) == len(pending):
+            return False
+        pending = left
+    return True
+
+
+def _highs(model: Model, limit_s: float) -> tuple[str, list[int]]:
+    n = len(model.cost)
+    r_idx, c_idx, vals = [], [], []
+    for k, (coef, _, _, _) in enumerate(model.rows):
+        for c, val in coef.items():
+            r_idx.append(k)
+            c_idx.append(c)
+            vals.append(val)
+    a = coo_matrix((vals, (r_idx, c_idx)), shape=(len(model.rows), n)).tocsr()
     res = milp(
-        c=cost,
-        constraints=LinearConstraint(a, np.array(lo), np.array(hi)),
-        integrality=np.ones(n_x + n_y),
+        c=model.cost,
+        constraints=LinearConstraint(a, [r[1] for r in model.rows], [r[2] for r in model.rows]),
+        integrality=np.ones(n),
         bounds=Bounds(0, 1),
         options={"time_limit": limit_s},
     )
     if res.status == 2:
-        return Exact("infeasible", 0.0, ())
+        return "infeasible", []
     if res.x is None:
-        return Exact("timeout", 0.0, ())
-    chosen = [pairs[i] for i in range(n_x) if res.x[i] > 0.5]
-    status = "optimal" if res.status == 0 else "timeout"
-    return Exact(
-        status, float(cost @ np.round(res.x)), tuple((ws.vm_name(v), ws.host_name(t)) for v, t in chosen)
-    )
+        return "timeout", []
+    chosen = [i for i in range(len(model.pairs)) if res.x[i] > 0.5]
+    return ("optimal" if res.status == 0 else "timeout"), chosen
+
+
+def _cpsat(model: Model, limit_s: float) -> tuple[str, list[int]]:
+    from ortools.sat.python import cp_model
+
+    m = cp_model.CpModel()
+    z = [m.new_bool_var(f"z{i}") for i in range(len(model.cost))]
+    for coef, lo, hi, scale in model.rows:
+        # integers: cpu in micro-cores, memory and disk in bytes; room rounded down (never over a mark)
+        terms = [(c, round(v * scale)) for c, v in coef.items()]
+        expr = sum(k * z[c] for c, k in terms)
+        if np.isfinite(lo):
+            m.add(expr >= int(np.ceil(lo * scale - 1e-9)))
+        if np.isfinite(hi):
+            m.add(expr <= int(np.floor(hi * scale + 1e-9)))
+    m.minimize(sum(round(c / 1024) * z[i] for i, c in enumerate(model.cost)))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = limit_s
+    solver.parameters.num_workers = 2
+    status = solver.solve(m)
+    if status == cp_model.INFEASIBLE:
+        return "infeasible", []
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return "timeout", []
+    chosen = [i for i in range(len(model.pairs)) if solver.value(z[i])]
+    return ("optimal" if status == cp_model.OPTIMAL else "timeout"), chosen
 
 
 # --------------------------------------------------------------------------- instances

@@ -84,8 +84,8 @@ def run(ws: Workspace) -> None:
     closed = ws.closed.copy()
     ws.closed |= objective.overloaded(ws.used, ws.arr.mark).any(axis=1)
     failed = _first_pass(ws, order, hot, closed)
-    # second pass: a VM with no target may have room made for it
-    _relieve_all(ws, failed, hot, "tight", None, closed, with_room=True)
+    # second pass: the hosts that failed, once every other host is relieved (and a target again)
+    _relieve_all(ws, failed, hot, "tight", None, closed, report=True)
     ws.closed = closed
 
 
@@ -96,12 +96,12 @@ def _relieve_all(
     tie: str,
     lam: np.ndarray | None,
     closed: np.ndarray,
-    with_room: bool = False,
+    report: bool = False,
 ) -> list[int]:
     """Relieve ``hosts`` in turn (each, once relieved, is a target again unless ``closed``); the failed."""
     failed = []
     for h in hosts:
-        if _relieve(ws, h, hot[h], tie, lam, with_room):
+        if _relieve(ws, h, hot[h], tie, lam, report):
             ws.closed[h] = closed[h]
         else:
             failed.append(h)
@@ -165,6 +165,7 @@ ATTEMPTS = (
 )
 GUIDED_MAX_HOSTS = 6  # above this many hot hosts the shadow prices cost more time than they save
 PERMUTE_MAX_HOSTS = 3
+ROOM_PRICED = 4  # VMs without a target priced at an opening (room.py) per hot host and round
 COVERS_PER_HOST = 16  # cheapest covers per hot host in the joint search
 COMBINATION_TRIES = 400  # combinations placed at most
 COMBINATIONS_KEPT = 4  # stop after this many place completely
@@ -268,29 +269,24 @@ def _relieve(
     resources: np.ndarray,
     tie: str,
     lam: np.ndarray | None = None,
-    with_room: bool = False,
+    report: bool = False,
 ) -> bool:
     """Plan the moves that bring ``h`` under its mark; False (and nothing planned) when impossible.
 
-    ``with_room``: a VM with no target is priced at its cheapest opening (room.py) and, if chosen, has
-    room made for it first; a host that still cannot be relieved is reported (host and VM skips).
+    A VM with no target is priced at its cheapest opening (room.py) and, if chosen, has room made for
+    it first. ``report``: a host that cannot be relieved is reported (host and VM skips).
     """
     start = ws.checkpoint()
     need = excess(ws, h, resources)
     for _ in range(ws.arr.n_vms + 1):  # each round plans at least one move, or gives up
         if not np.any(need > 0):
             return True
-        vs, rows, bytes_ = candidates(ws, h, keep_all=with_room)
+        vs, rows, bytes_ = candidates(ws, h, keep_all=True)
         if lam is not None:
             bytes_ = adjusted(bytes_, ws.arr.demand[vs], inverse_capacity(ws.arr.cap), lam)
         cost = np.where(rows, bytes_, np.inf)
         price = cost.min(axis=1)
-        openings: dict[int, room.Opening] = {}
-        if with_room:
-            for i in np.flatnonzero(~np.isfinite(price)).tolist():
-                found = room.cheapest(ws, int(vs[i]), "hotspot")
-                if found is not None:
-                    openings[i], price[i] = found, found.bytes
+        openings = _openings(ws, vs, need, price)
         pick = min_cost_cover(ws.arr.demand[vs, :2], need, price)
         if pick is None or pick.size == 0:
             break
@@ -320,10 +316,27 @@ def _relieve(
         if len(ws.moves) == planned:
             break
     ws.restore(start)
-    if with_room:
+    if report:
         vs, _, _ = candidates(ws, h)
         _report_stuck(ws, h, need, vs)
     return False
+
+
+def _openings(ws: Workspace, vs: np.ndarray, need: np.ndarray, price: np.ndarray) -> dict[int, room.Opening]:
+    """Openings (room.py) for the VMs in ``vs`` without a target, their price set in ``price`` (in place).
+
+    Only VMs whose own move costs less than the cheapest cover without any opening are tried (no
+    cover holding a dearer one can be cheaper), cheapest first, at most ``ROOM_PRICED`` per host.
+    """
+    direct = min_cost_cover(ws.arr.demand[vs, :2], need, price)
+    bound = float(price[direct].sum()) if direct is not None else np.inf
+    lacking = np.flatnonzero(~np.isfinite(price) & (ws.costs.base[vs] < bound))
+    found: dict[int, room.Opening] = {}
+    for i in lacking[np.lexsort((lacking, ws.costs.base[vs[lacking]]))][:ROOM_PRICED].tolist():
+        opening = room.cheapest(ws, int(vs[i]), "hotspot")
+        if opening is not None and opening.bytes < bound:
+            found[i], price[i] = opening, opening.bytes
+    return found
 
 
 def _open(ws: Workspace, v: int, h: int, opening: room.Opening) -> bool:
