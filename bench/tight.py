@@ -42,7 +42,13 @@ from balancer.policy import PlanArgs  # noqa: E402
 from balancer.policy.args import ThresholdArgs  # noqa: E402
 
 GIB = 1 << 30
-SIZES = {"small": (8, 60), "medium": (20, 200), "large": (100, 1_000), "huge": (1_000, 30_000)}
+SIZES = {
+    "small": (8, 60),
+    "medium": (20, 200),
+    "large": (100, 1_000),
+    "huge": (1_000, 30_000),
+    "fleet": (10_000, 300_000),  # speed only (bench/plan_speed.py)
+}
 KINDS = ("hotspot", "drain", "both")
 CPU_MARK, MEMORY_MARK = 0.8, 0.85
 #: the shipped defaults with the instance's marks and a hold of one tick

@@ -4,7 +4,9 @@ Triggers: hosts with ``state == DRAINING`` or named in ``state.draining`` (a dra
 excluded host is reported as a host Skip: ``host_down`` / ``excluded``).
 
 Order: VMs by bytes to copy onto a target that holds their chain (overlays + RAM with re-sends),
-largest first, then memory, then name: the big ones claim space while there is most of it.
+largest first, then memory, then name: the big ones claim space while there is most of it. When some
+VM is then stuck, the drain is planned again with the VMs hardest to fit (largest share of a target's
+room) first, and that plan is kept if it leaves fewer VMs behind.
 
 Target: among the feasible hosts (constraints.py), the one with the fewest bytes to copy (a host that
 already holds the backing file saves the chain copy), then the least resulting imbalance, then name.
@@ -44,7 +46,28 @@ def run(ws: Workspace) -> None:
         return
     on = np.flatnonzero(np.isin(ws.home, hosts))
     base = ws.costs.base
-    order = sorted(on.tolist(), key=lambda v: (-base[v], -arr.demand[v, 1], v))
+    start = ws.checkpoint()
+    _place_all(ws, sorted(on.tolist(), key=lambda v: (-base[v], -arr.demand[v, 1], v)))
+    if np.isin(ws.home, hosts).any() and arr.active.any():  # some VM stuck: the hardest to fit first may place them all
+        first, stuck = ws.checkpoint(), int(np.isin(ws.home, hosts).sum())
+        ws.restore(start)
+        share = (arr.demand[on, :2] / np.maximum(arr.mark[arr.active, :2].max(axis=0), 1e-12)).max(axis=1)
+        _place_all(ws, [int(v) for v in on[np.lexsort((on, -base[on], -share))]])
+        if int(np.isin(ws.home, hosts).sum()) >= stuck:
+            ws.restore(first)
+    for h in hosts.tolist():
+        left = ws.vms_on(h)
+        if left.size:
+            stuck_skips = [
+                s for s in ws.skips if s.subject == "vm" and ws.arr.vm_index[s.name] in set(left.tolist())
+            ]
+            first_reason = stuck_skips[0].reason if stuck_skips else Reason.NO_FIT
+            names = ", ".join(f"{s.name} ({s.reason})" for s in stuck_skips[:5])
+            ws.skip("host", ws.host_name(h), first_reason, f"{left.size} VM(s) cannot leave yet: {names}")
+
+
+def _place_all(ws: Workspace, order: list[int]) -> None:
+    """Give each VM in ``order`` a target (making room when none has it), or a VM skip."""
     for v in order:
         if ws.moved[v]:
             continue
@@ -62,15 +85,6 @@ def run(ws: Workspace) -> None:
             ws.skip("vm", ws.vm_name(v), found.reason or Reason.NO_FIT, found.detail)
             continue
         _move(ws, (v,), ws.choose((v,), found.mask), "")
-    for h in hosts.tolist():
-        left = ws.vms_on(h)
-        if left.size:
-            stuck = [
-                s for s in ws.skips if s.subject == "vm" and ws.arr.vm_index[s.name] in set(left.tolist())
-            ]
-            first = stuck[0].reason if stuck else Reason.NO_FIT
-            names = ", ".join(f"{s.name} ({s.reason})" for s in stuck[:5])
-            ws.skip("host", ws.host_name(h), first, f"{left.size} VM(s) cannot leave yet: {names}")
 
 
 def _move(ws: Workspace, unit: tuple[int, ...], t: int, why: str) -> None:
