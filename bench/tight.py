@@ -189,7 +189,8 @@ def _largest_first(cpu: np.ndarray, mem: np.ndarray) -> np.ndarray:
 def _place_randomly(
     rng: np.random.Generator, cpu: np.ndarray, mem: np.ndarray, cpu_cap: np.ndarray, mem_cap: np.ndarray
 ) -> np.ndarray | None:
-    """Each VM, largest first, on a random host with room (cpu ≤ cpu_cap, memory ≤ mem_cap); None if one has none."""
+    """Each VM, largest first, on a random host with room (cpu ≤ cpu_cap, memory ≤ mem_cap), odds by size;
+    None when one has no room anywhere."""
     used = np.zeros((cpu_cap.size, 2))
     home = np.empty(cpu.size, dtype=np.int64)
     for v in _largest_first(cpu, mem):

@@ -48,7 +48,7 @@ def run(ws: Workspace) -> None:
     base = ws.costs.base
     start = ws.checkpoint()
     _place_all(ws, sorted(on.tolist(), key=lambda v: (-base[v], -arr.demand[v, 1], v)))
-    if np.isin(ws.home, hosts).any() and arr.active.any():  # some VM stuck: the hardest to fit first may place them all
+    if np.isin(ws.home, hosts).any() and arr.active.any():  # stuck: the hardest to fit first may do better
         first, stuck = ws.checkpoint(), int(np.isin(ws.home, hosts).sum())
         ws.restore(start)
         share = (arr.demand[on, :2] / np.maximum(arr.mark[arr.active, :2].max(axis=0), 1e-12)).max(axis=1)

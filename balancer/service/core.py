@@ -204,7 +204,7 @@ class Service:
         self.live.plan_id = row.id
         for mrow in row.moves:
             move = plan.moves[mrow.index]
-            if auto or move.reason == Reason.DRAIN:
+            if auto or Reason.DRAIN in (move.reason, *move.flags):  # a make_room move a drain needs too
                 if not auto:
                     self.store.approve_move(row.id, mrow.index, "drain-request", now)
                 self._submit(row.id, mrow.index, move, now)
