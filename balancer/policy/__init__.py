@@ -11,8 +11,9 @@ Drains, repairs and relief are complete: every VM that can leave a draining host
 can be relieved gets its moves, however many (the executor's limits pace them); what cannot is a Skip
 with its reason. Only balance has a budget, ``max_moves_per_tick`` per 100 active hosts. Drain and
 relief are planned together: when a drain took room that relief needed (a hot host stays hot), the
-plan is made again with relief first, and kept when it relieves more hosts, drains no fewer VMs and
-copies no more bytes for the drains (another target served them at no higher cost).
+plan is made again with relief first, and kept when it drains no fewer VMs and relieves more hosts
+(or as many for fewer bytes): the drains then use other targets, dearer ones only when that is what
+relieving a host takes.
 
 Ties are broken by name order (hosts and VMs are sorted by name first), so the same input always gives
 an equal Plan whatever order the snapshot lists things in; nothing is left to chance. Moves are listed in the
@@ -28,7 +29,6 @@ from balancer.model import Plan, PlannerState, Snapshot
 from balancer.policy import balance, drain, hotspot, repair
 from balancer.policy.args import PolicyArgs, RulesArgs, ThresholdArgs
 from balancer.policy.workspace import Workspace
-from balancer.reasons import Reason
 
 GOALS = (drain, repair, hotspot, balance)
 
@@ -60,19 +60,17 @@ def plan(snapshot: Snapshot, state: PlannerState, args: PlanArgs, now: float) ->
         for goal in (repair, hotspot, drain):
             goal.run(ws)
         alt = _score(ws)
-        better = alt[1] < first[1] or (alt[1] == first[1] and alt[3] < first[3])
-        if not (better and alt[0] <= first[0] and alt[2] <= first[2] * (1 + 1e-9)):
+        better = alt[1] < first[1] or (alt[1] == first[1] and alt[2] < first[2])
+        if not (better and alt[0] <= first[0]):
             ws.restore(kept)
     balance.run(ws)
     return ws.to_plan()
 
 
-def _score(ws: Workspace) -> tuple[int, int, float, float]:
-    """VMs left on draining hosts, hosts over a mark, bytes of the drains' moves, bytes of all moves."""
+def _score(ws: Workspace) -> tuple[int, int, float]:
+    """VMs left on draining hosts, hosts over a mark, bytes of all moves."""
     left = int(ws.arr.draining[ws.home[ws.home >= 0]].sum())
-    drained = sum(m.cost.total_bytes for m in ws.moves if Reason.DRAIN in (m.reason, *m.flags))
-    total = sum(m.cost.total_bytes for m in ws.moves)
-    return left, len(ws.overloaded_hosts()), float(drained), float(total)
+    return left, len(ws.overloaded_hosts()), float(sum(m.cost.total_bytes for m in ws.moves))
 
 
 __all__ = ["GOALS", "PlanArgs", "plan", "workspace"]

@@ -48,11 +48,13 @@ def run(ws: Workspace) -> None:
     base = ws.costs.base
     start = ws.checkpoint()
     _place_all(ws, sorted(on.tolist(), key=lambda v: (-base[v], -arr.demand[v, 1], v)))
+    _retry_stuck(ws, hosts)
     if np.isin(ws.home, hosts).any() and arr.active.any():  # stuck: the hardest to fit first may do better
         first, stuck = ws.checkpoint(), int(np.isin(ws.home, hosts).sum())
         ws.restore(start)
         share = (arr.demand[on, :2] / np.maximum(arr.mark[arr.active, :2].max(axis=0), 1e-12)).max(axis=1)
         _place_all(ws, [int(v) for v in on[np.lexsort((on, -base[on], -share))]])
+        _retry_stuck(ws, hosts)
         if int(np.isin(ws.home, hosts).sum()) >= stuck:
             ws.restore(first)
     for h in hosts.tolist():
@@ -64,6 +66,14 @@ def run(ws: Workspace) -> None:
             first_reason = stuck_skips[0].reason if stuck_skips else Reason.NO_FIT
             names = ", ".join(f"{s.name} ({s.reason})" for s in stuck_skips[:5])
             ws.skip("host", ws.host_name(h), first_reason, f"{left.size} VM(s) cannot leave yet: {names}")
+
+
+def _retry_stuck(ws: Workspace, hosts: np.ndarray) -> None:
+    """Try the VMs still on draining hosts once more: later moves may have opened room for them."""
+    stuck = [int(v) for v in np.flatnonzero(np.isin(ws.home, hosts)) if ws.blocker(int(v), "drain") is None]
+    for v in stuck:
+        ws.unskip("vm", ws.vm_name(v))
+    _place_all(ws, stuck)
 
 
 def _place_all(ws: Workspace, order: list[int]) -> None:

@@ -116,7 +116,7 @@ def _first_pass(ws: Workspace, order: list[int], hot: np.ndarray, closed: np.nda
     bound = _lower_bound(ws, order, hot, start)
     best: tuple[tuple[int, float, int], Checkpoint, list[int]] | None = None
     tried: set[tuple[tuple[int, ...], str]] = set()
-    failed = []
+    failed: list[int] = []
     lam: np.ndarray | None = None
     attempts: list[tuple[str | tuple[int, ...], str]] = list(ATTEMPTS)
     if len(order) <= PERMUTE_MAX_HOSTS:  # few hot hosts: every order, both tie-breaks

@@ -10,10 +10,13 @@ move; the cheapest is planned: its moves first (reason ``make_room``, flagged wi
 move they serve), each onto its cheapest feasible target, then the VM's own move (the caller plans it),
 whose ``Move.after`` names the VMs that must be gone when memory or disk is short until they are.
 
-Bounds (the planner has no clock, so they are counts): one level deep (the VMs moved away must fit
-somewhere as things are), ``TARGETS_TRIED`` targets priced per VM; a target short of disk is not
-tried. An opening whose moves no longer place (two evictions wanting the same room) is given up and
-the workspace restored.
+Chains: when no opening one level deep exists, a VM to move away that fits nowhere may have room made
+for it in turn (two levels, ``DEPTH``), at most ``CHAINED`` such VMs per target, never onto the target
+being opened or the hosts above it in the chain.
+
+Bounds (the planner has no clock, so they are counts): ``DEPTH`` levels, ``TARGETS_TRIED`` targets
+priced per VM and level; a target short of disk is not tried. An opening whose moves no longer place
+(two evictions wanting the same room) is given up and the workspace restored.
 """
 
 from __future__ import annotations
@@ -31,20 +34,36 @@ from balancer.policy.workspace import Workspace
 from balancer.reasons import Reason
 
 TARGETS_TRIED = 8
+DEPTH = 2
+CHAINED = 2
 
 
 @dataclass(frozen=True)
 class Opening:
-    """Room for one VM on ``target`` once ``evict`` have left it; ``bytes`` = their moves + the VM's."""
+    """Room for one VM on ``target`` once ``evict`` have left it; ``bytes`` = their moves + the VM's.
+    ``chains``: openings for the evicted VMs that need room made in turn (by VM)."""
 
     target: int
     evict: tuple[int, ...]
     bytes: float
+    chains: tuple[tuple[int, Opening], ...] = ()
 
 
-def cheapest(ws: Workspace, v: int, goal: Goal, avoid: np.ndarray | None = None) -> Opening | None:
+def cheapest(
+    ws: Workspace, v: int, goal: Goal, avoid: np.ndarray | None = None, depth: int = DEPTH
+) -> Opening | None:
     """The cheapest opening for VM ``v`` (moving for ``goal``), or None; ``avoid`` (H,) hosts the
-    evicted VMs may not go to (besides the target)."""
+    evicted VMs may not go to (besides the target). Chained (``depth`` > 1) only when no opening one
+    level deep exists."""
+    found = _cheapest(ws, v, goal, avoid, chain=0)
+    for level in range(1, depth):
+        if found is not None:
+            break
+        found = _cheapest(ws, v, goal, avoid, chain=level)
+    return found
+
+
+def _cheapest(ws: Workspace, v: int, goal: Goal, avoid: np.ndarray | None, chain: int) -> Opening | None:
     arr = ws.arr
     allowed = ws.candidates((v,), goal, capacity=False).mask
     if not allowed.any():
@@ -67,16 +86,24 @@ def cheapest(ws: Workspace, v: int, goal: Goal, avoid: np.ndarray | None = None)
             continue
         missing = ws.missing_rows(us)
         rows = feasible_rows(ws, us, missing)
-        rows[:, int(ws.home[v])] = False
-        if avoid is not None:
-            rows &= ~avoid
+        away = np.zeros(arr.n_hosts, dtype=bool) if avoid is None else avoid.copy()
+        away[[t, int(ws.home[v])]] = True
+        rows &= ~away
         price = np.where(rows, ws.costs.base[us, None] + missing, np.inf).min(axis=1)
+        chains: dict[int, Opening] = {}
+        if chain > 0:  # VMs to move away that fit nowhere: room made for them in turn, cheapest first
+            lacking = np.flatnonzero(~np.isfinite(price))
+            for i in lacking[np.lexsort((lacking, ws.costs.base[us[lacking]]))][:CHAINED].tolist():
+                sub = _cheapest(ws, int(us[i]), "hotspot", away, chain - 1)
+                if sub is not None:
+                    chains[i], price[i] = sub, sub.bytes
         pick = min_cost_cover(arr.demand[us, :2], short[t, :2], price)
         if pick is None:
             continue
         total = float(price[pick].sum()) + float(ws.costs.base[v] + missing_v[t])
         if best is None or total < best.bytes:
-            best = Opening(t, tuple(int(u) for u in us[pick]), total)
+            linked = tuple((int(us[i]), chains[i]) for i in pick.tolist() if i in chains)
+            best = Opening(t, tuple(int(u) for u in us[pick]), total, linked)
     return best
 
 
@@ -85,9 +112,13 @@ def make(ws: Workspace, v: int, opening: Opening, serves: Reason, why: str) -> b
     no longer places or ``v`` still does not fit."""
     start = ws.checkpoint()
     t, h = opening.target, int(ws.home[v])
+    chains = dict(opening.chains)
     for u in sorted(opening.evict, key=lambda u: (-float(ws.arr.demand[u, :2].sum()), u)):
+        if u in chains and not make(ws, u, chains[u], serves, why):
+            ws.restore(start)
+            return False
         found = ws.candidates((u,), "hotspot").mask
-        found[h] = False
+        found[[h, t]] = False
         if not found.any():
             ws.restore(start)
             return False

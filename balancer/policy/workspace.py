@@ -231,6 +231,12 @@ class Workspace:
         assert subject in ("vm", "host", "plan")
         self.skips.append(Skip(subject=subject, name=name, reason=reason, detail=detail))  # type: ignore[arg-type]
 
+    def unskip(self, subject: str, name: str) -> None:
+        """Forget the skip of a VM, host or the plan (it is being tried again)."""
+        if (subject, name) in self._skipped:
+            self._skipped.discard((subject, name))
+            self.skips = [s for s in self.skips if (s.subject, s.name) != (subject, name)]
+
     def spend(self) -> bool:
         """Take one move from the balance budget; False when it is spent."""
         if self.budget <= 0:
