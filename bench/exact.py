@@ -27,7 +27,7 @@ both move, soft (preferred) labels, affinity units, the balance goal.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -63,6 +63,7 @@ class Model:
     pairs: list[tuple[int, int]]  # (vm, target) of each x
     cost: np.ndarray
     rows: list[tuple[dict[int, float], float, float, float]]  # coefficients, lo, hi, integer scale
+    hint: list[int] = field(default_factory=list)  # x indices of a known solution (CP-SAT's first)
 
 
 def optimum(
@@ -71,15 +72,20 @@ def optimum(
     args: PlanArgs,
     now: float,
     limit_s: float = 60.0,
-    solver: str = "highs",
+    solver: str = "cpsat",
     max_cuts: int = 300,
+    hint: tuple[tuple[str, str], ...] = (),
 ) -> Exact:
     """The fewest bytes that relieve every hot host and empty every draining host, with moves that can be
-    ordered within the marks (``empty``: nothing to do). ``solver``: ``highs`` or ``cpsat``."""
+    ordered within the marks (``empty``: nothing to do). ``solver``: ``cpsat`` or ``highs``; ``hint``:
+    (vm, target) moves of a known plan, a first solution for CP-SAT (it does not change the optimum)."""
     t0 = time.perf_counter()
     model = build(workspace(snap, state, args, now))
     if isinstance(model, Exact):
         return model
+    ws = model.ws
+    index = {(ws.vm_name(v), ws.host_name(t)): i for i, (v, t) in enumerate(model.pairs)}
+    model.hint = [index[m] for m in hint if m in index]
     solve = _highs if solver == "highs" else _cpsat
     cut = 0
     for cut in range(max_cuts + 1):  # noqa: B007 (reported)
@@ -90,7 +96,6 @@ def optimum(
         model.rows.append((dict.fromkeys(chosen, 1.0), -np.inf, len(chosen) - 1.0, 1.0))  # not this set
     else:
         status = "timeout"
-    ws = model.ws
     moves = tuple((ws.vm_name(model.pairs[i][0]), ws.host_name(model.pairs[i][1])) for i in chosen)
     total = float(sum(ws.costs.base[model.pairs[i][0]] for i in chosen))
     present = ws.present.copy()
@@ -219,6 +224,9 @@ def _cpsat(model: Model, limit_s: float) -> tuple[str, list[int]]:
         if np.isfinite(hi):
             m.add(expr <= int(np.floor(hi * scale + 1e-9)))
     m.minimize(sum(round(c / 1024) * z[i] for i, c in enumerate(model.cost)))
+    chosen_hint = set(model.hint)
+    for i in range(len(model.pairs)):
+        m.add_hint(z[i], i in chosen_hint)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = limit_s
     solver.parameters.num_workers = 2
