@@ -167,7 +167,7 @@ GUIDED_MAX_HOSTS = 6  # above this many hot hosts the shadow prices cost more ti
 PERMUTE_MAX_HOSTS = 3
 ROOM_PRICED = 4  # VMs without a target priced at an opening (room.py) per hot host and round
 COVERS_PER_HOST = 16  # cheapest covers per hot host in the joint search
-COMBINATION_TRIES = 400  # combinations placed at most
+COMBINATION_TRIES = 120  # combinations placed at most
 COMBINATIONS_KEPT = 4  # stop after this many place completely
 
 
