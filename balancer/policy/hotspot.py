@@ -4,11 +4,11 @@ Triggers: an active host with cpu or memory above its high-water mark now *and* 
 ``hold_ticks`` smoothed samples (``host.cpu_history`` / ``memory_history``; a shorter history has not
 persisted). A host above the mark that has not persisted is reported (``not_persisted``).
 
-The problem (bench/exact.py writes it as an ILP; tests hold us within 10 % of its optimum): choose VMs
-on the hot hosts and a target for each so that every hot host ends at or under its mark in each
-resource that persisted over it, every target stays under its marks (cpu, memory, disk) after every
-move, and the total bytes to copy is least. Hosts over a mark when relief starts are not targets of
-relief moves, even once relieved (no churn).
+The problem (bench/exact.py writes it as an integer program; tests hold us within 10 % of its optimum):
+choose moves so that every hot host ends at or under its mark in each resource that persisted over it,
+every target stays under its marks (cpu, memory, disk) after every move, and the total bytes to copy is
+least. Mostly VMs leave the hot hosts; other VMs move only to open room (below). A host over a mark
+takes no VMs until its own relief is planned; then it is a target like any other.
 
 Per host: bytes depend on the target only through the backing files it lacks (cost.py), so each VM is
 priced at its cheapest feasible target and the selection is a minimum-cost cover (cover.py). The chosen
@@ -23,10 +23,10 @@ prices of target capacity from a Lagrangian relaxation, shadow.py); when they in
 takes each host's cheapest covers (cover.cheapest_covers) and places combinations cheapest first. With
 more hot hosts one pass, hottest first, tightest fit: its cost grows linearly with the hot hosts.
 
-Then the hosts still over their mark get a second pass that may make room (room.py): a VM with no
-target is priced at the cheapest opening (moving other VMs off a target first, reason ``make_room``),
-and hosts relieved in the first pass are targets again (during the first pass every host over a mark
-when relief starts is closed, so relief does not churn onto hosts that were hot).
+Making room (room.py): in every round a VM with no target is priced at its cheapest opening (moving
+other VMs off a target first, reason ``make_room``) when that could make a cheaper cover than any
+without it; the cover then decides. The hosts that could not be relieved get a second pass once every
+other host is (and is a target again), and only then are reported.
 
 Limits: none on the number of moves (the executor paces them). A host that cannot be brought under its
 mark even so is left alone (``no_fit``, with why); its VMs that could not move are listed as VM skips.
