@@ -1,6 +1,6 @@
 """Tight clusters from PlanetLab load: the instance family the planner's quality and speed are measured on.
 
-    .venv/bin/python bench/tight.py [--size small] [--kind hotspot] [--count 3]   # prints what it draws
+    .venv/bin/python bench/tight.py [--size small] [--kind hotspot] [--count 3] [--quick]  # what it draws
 
 Recipe (seeded, deterministic):
 
@@ -232,8 +232,12 @@ def main() -> None:
     ap.add_argument("--size", choices=list(SIZES), default="small")
     ap.add_argument("--kind", choices=KINDS, default="hotspot")
     ap.add_argument("--count", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="one small instance of each kind (CI smoke)")
     opts = ap.parse_args()
-    for inst in family(opts.size, opts.kind, opts.count):
+    drawn = (
+        [instance("small", k, 0) for k in KINDS] if opts.quick else family(opts.size, opts.kind, opts.count)
+    )
+    for inst in drawn:
         print(
             f"{inst.name}: seed {inst.seed}, {len(inst.snapshot.hosts)} hosts, {len(inst.snapshot.vms)} VMs, "
             f"{inst.hot_hosts} over the CPU mark, {inst.drained_hosts} draining"
