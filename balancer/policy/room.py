@@ -8,7 +8,8 @@ feasible target as things are, and the cheapest set covering the shortfall in cp
 (cover.py). An opening costs those moves plus the VM's own move onto the target, in bytes like any
 move; the cheapest is planned: its moves first (reason ``make_room``, flagged with the reason of the
 move they serve), each onto its cheapest feasible target, then the VM's own move (the caller plans it),
-whose ``Move.after`` names the VMs that must be gone when memory or disk is short until they are.
+whose ``Move.after`` names the VMs moved off for it: the executor starts it once they have left, so the
+target is never over a mark, cpu included.
 
 Chains: when no opening one level deep exists, a VM to move away that fits nowhere may have room made
 for it in turn (two levels, ``DEPTH``), at most ``CHAINED`` such VMs per target, never onto the target
@@ -128,6 +129,8 @@ def make(ws: Workspace, v: int, opening: Opening, serves: Reason, why: str) -> b
     fits = room_for(ws, ws.arr.demand[v], ws.sig_missing[ws.sig[v]])[:, t].all()
     if not fits:
         ws.restore(start)
+    else:
+        ws.room_made[v] = (t, opening.evict)
     return bool(fits)
 
 

@@ -35,6 +35,7 @@ class Checkpoint:
     skips: tuple[Skip, ...]
     budget: int
     leaving: dict[int, tuple[int, ...]]
+    room_made: dict[int, tuple[int, tuple[int, ...]]]
 
 
 class Workspace:
@@ -79,6 +80,9 @@ class Workspace:
         # VMs leaving each host, in the order they leave: in-flight moves (their VMs still hold the
         # source until they end), then this plan's. A move that fits only once some have gone names
         # them in ``Move.after`` so the executor does not start it earlier (``room_needed``).
+        # room made for a VM (room.py): VM → (target, VMs moved off it for it). Its move onto that target
+        # names them in ``after`` too, so it does not land (over the cpu mark) before they have left
+        self.room_made: dict[int, tuple[int, tuple[int, ...]]] = {}
         self.leaving: dict[int, list[int]] = {}
         for v in np.flatnonzero(arr.in_flight):
             was = arr.host_index.get(arr.vms[v].host, -1)
@@ -168,6 +172,9 @@ class Workspace:
         missing = float(self.sig_missing[self.sig[v], t])
         cost = self.costs.move_cost(v, missing)
         after = self.room_needed(v, t)
+        made = self.room_made.pop(v, (-1, ()))
+        if made[0] == t:
+            after += tuple(self.vm_name(u) for u in made[1] if self.vm_name(u) not in after)
         src_before, tgt_before, before = self.load[s].copy(), self.load[t].copy(), self.current
         self.used[s] -= arr.demand[v]
         self.used[t] += arr.demand[v]
@@ -255,6 +262,7 @@ class Workspace:
             skips=tuple(self.skips),
             budget=self.budget,
             leaving={h: tuple(vs) for h, vs in self.leaving.items()},
+            room_made=dict(self.room_made),
         )
 
     def restore(self, cp: Checkpoint) -> None:
@@ -263,6 +271,7 @@ class Workspace:
         self.sums, self.current, self.budget = cp.sums, cp.current, cp.budget
         self.moves, self.skips = list(cp.moves), list(cp.skips)
         self.leaving = {h: list(vs) for h, vs in cp.leaving.items()}
+        self.room_made = dict(cp.room_made)
         self._skipped = {(s.subject, s.name) for s in cp.skips}
 
     def to_plan(self) -> Plan:

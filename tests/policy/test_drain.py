@@ -63,7 +63,8 @@ def test_swap_like_drain_moves_a_blocker_out_of_the_way_first() -> None:
     ]
     assert "makes room on t1 for B (drain of d)" in p.moves[0].detail
     assert p.moves[0].flags == (Reason.DRAIN,)  # serves a drain: started without approval (recommend)
-    assert p.moves[1].after == ()  # 20 + 40 GiB fit t1's 64 GiB: B need not wait for A to leave
+    # 20 + 40 GiB fit t1's 64 GiB, but not under its 54.4 GiB mark: B waits for A to leave
+    assert p.moves[1].after == ("A",)
     # executable in order: each target within its mark at its turn
     state, cur = PlannerState(), snap
     for m in p.moves:

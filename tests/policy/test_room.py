@@ -43,6 +43,7 @@ def test_relief_makes_room_with_the_cheapest_moves_first() -> None:
         ("big", "h1", "t1", Reason.HOTSPOT),
     ]
     assert "makes room on t1 for big (relief of h1)" in p.moves[0].detail
+    assert p.moves[1].after == ("s1",)  # lands once s1 has left: t1 never over its cpu mark
     assert p.moves[0].flags == (Reason.HOTSPOT,)
     assert p.overloaded_after == ()
     # every target within its marks at its turn
