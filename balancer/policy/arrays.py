@@ -24,6 +24,7 @@ Definitions the rest of the planner relies on:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -60,6 +61,11 @@ class ClusterArrays:
     path_bytes: np.ndarray  # (P,) allocated bytes of each backing file
     vm_paths: tuple[np.ndarray, ...]  # per VM: indices of its distinct backing files
     present: np.ndarray  # (H, P) bool: backing file already on the host (or arriving by a move in flight)
+
+    @cached_property
+    def disk_limited(self) -> bool:
+        """Some host has a known disk size (a finite disk mark)."""
+        return bool(np.isfinite(self.mark[:, 2]).any())
 
     @property
     def n_hosts(self) -> int:

@@ -388,13 +388,11 @@ def room_for(ws: Tentative, demand: np.ndarray, missing: np.ndarray | float) -> 
     (k, 1, 3) added, plus ``missing`` backing-file bytes on disk (broadcast like the hosts)."""
     arr, used = ws.arr, ws.used
     d = np.asarray(demand)
-    return np.stack(
-        [
-            fits(used[:, 0], d[..., 0], arr.mark[:, 0]),
-            fits(used[:, 1], d[..., 1], arr.mark[:, 1]),
-            fits(used[:, 2], d[..., 2] + missing, arr.mark[:, 2]),
-        ]
-    )
+    cpu = fits(used[:, 0], d[..., 0], arr.mark[:, 0])
+    mem = fits(used[:, 1], d[..., 1], arr.mark[:, 1])
+    # no host with a known disk size: nothing to check (the common case, and half the work)
+    disk = fits(used[:, 2], d[..., 2] + missing, arr.mark[:, 2]) if arr.disk_limited else np.ones_like(cpu)
+    return np.stack([cpu, mem, disk])
 
 
 def _amount(x: float, r: int) -> str:

@@ -286,8 +286,9 @@ def _relieve(
             bytes_ = adjusted(bytes_, ws.arr.demand[vs], inverse_capacity(ws.arr.cap), lam)
         cost = np.where(rows, bytes_, np.inf)
         price = cost.min(axis=1)
-        openings = _openings(ws, vs, need, price)
-        pick = min_cost_cover(ws.arr.demand[vs, :2], need, price)
+        direct = min_cost_cover(ws.arr.demand[vs, :2], need, price)
+        openings = _openings(ws, vs, need, price, direct)
+        pick = min_cost_cover(ws.arr.demand[vs, :2], need, price) if openings else direct
         if pick is None or pick.size == 0:
             break
         # place the chosen VMs, hardest (largest share of what must leave) first; when one no longer fits
@@ -322,13 +323,14 @@ def _relieve(
     return False
 
 
-def _openings(ws: Workspace, vs: np.ndarray, need: np.ndarray, price: np.ndarray) -> dict[int, room.Opening]:
+def _openings(
+    ws: Workspace, vs: np.ndarray, need: np.ndarray, price: np.ndarray, direct: np.ndarray | None
+) -> dict[int, room.Opening]:
     """Openings (room.py) for the VMs in ``vs`` without a target, their price set in ``price`` (in place).
 
-    Only VMs whose own move costs less than the cheapest cover without any opening are tried (no
-    cover holding a dearer one can be cheaper), cheapest first, at most ``ROOM_PRICED`` per host.
+    Only VMs whose own move costs less than ``direct``, the cheapest cover without any opening, are
+    tried (no cover holding a dearer one can be cheaper), cheapest first, at most ``ROOM_PRICED``.
     """
-    direct = min_cost_cover(ws.arr.demand[vs, :2], need, price)
     bound = float(price[direct].sum()) if direct is not None else np.inf
     lacking = np.flatnonzero(~np.isfinite(price) & (ws.costs.base[vs] < bound))
     found: dict[int, room.Opening] = {}

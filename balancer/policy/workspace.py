@@ -66,8 +66,13 @@ class Workspace:
         self.skips: list[Skip] = []
         self._skipped: set[tuple[str, str]] = set()
         self.load = objective.loads(self.used, arr.cap)
-        self.sums = Sums.of(self.load, arr.active)
-        self.current = objective.imbalance(self.load, arr.active, self.weights)
+        # the active hosts' loads as contiguous rows (2, n), kept in step with ``load`` by move(): the
+        # imbalance after each move is recomputed from them (two passes, no drift) without a gather
+        self.active_at = np.full(arr.n_hosts, -1, dtype=np.int64)
+        self.active_at[arr.active] = np.arange(int(arr.active.sum()))
+        self.active_rows = np.ascontiguousarray(self.load[arr.active].T)
+        self.sums = Sums.of_rows(self.active_rows)
+        self.current = float(objective.combine(objective.row_imbalance(self.active_rows), self.weights))
         self.sigma_before = objective.resource_imbalance(self.load, arr.active)
         self.imbalance_before = self.current
         self.overloaded_before = self.overloaded_hosts()
@@ -188,8 +193,11 @@ class Workspace:
         self.moved[v] = True
         self.leaving.setdefault(s, []).append(v)
         self.load[[s, t]] = objective.loads(self.used[[s, t]], arr.cap[[s, t]])
-        self.sums = Sums.of(self.load, arr.active)  # recomputed, not updated: no drift over many moves
-        self.current = objective.imbalance(self.load, arr.active, self.weights)
+        for h in (s, t):
+            if self.active_at[h] >= 0:
+                self.active_rows[:, self.active_at[h]] = self.load[h]
+        self.sums = Sums.of_rows(self.active_rows)  # recomputed, not updated: no drift over many moves
+        self.current = float(objective.combine(objective.row_imbalance(self.active_rows), self.weights))
         mv = Move(
             vm=self.vm_name(v),
             source=self.host_name(s),
@@ -269,6 +277,7 @@ class Workspace:
         arrays = tuple(a.copy() for a in cp.arrays)
         self.used, self.home, self.present, self.moved, self.closed, self.sig_missing, self.load = arrays
         self.sums, self.current, self.budget = cp.sums, cp.current, cp.budget
+        self.active_rows = np.ascontiguousarray(self.load[self.arr.active].T)
         self.moves, self.skips = list(cp.moves), list(cp.skips)
         self.leaving = {h: list(vs) for h, vs in cp.leaving.items()}
         self.room_made = dict(cp.room_made)
