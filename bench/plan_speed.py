@@ -3,7 +3,7 @@
     .venv/bin/python bench/plan_speed.py [--quick]
 
 Sizes: huge (1,000 hosts / 30,000 VMs; hotspot, drain, both: 10-30 % of hosts over the CPU mark, 20
-draining) and fleet (10,000 / 300,000, both). ``plan()`` runs with the shipped defaults (marks 0.8 /
+draining) and fleet (10,000 / 300,000; hotspot, both). ``plan()`` runs with the shipped defaults (marks 0.8 /
 0.85, a hold of one tick); the threshold-greedy baseline with its move cap lifted; the std-dev what-if
 for one move only, and not at 10,000 hosts: each of its moves scores every VM × host pair at once
 (30 million cells at 1,000 hosts, 3 billion at 10,000: tens of GiB per array). Growth in the hot
@@ -43,7 +43,7 @@ from bench.plan_quality import feasible  # noqa: E402
 from bench.tight import ARGS, Instance, instance  # noqa: E402
 
 MIB = 1 << 20
-RUNS = [("huge", "hotspot"), ("huge", "drain"), ("huge", "both"), ("fleet", "both")]
+RUNS = [("huge", "hotspot"), ("huge", "drain"), ("huge", "both"), ("fleet", "hotspot"), ("fleet", "both")]
 QUICK = [("medium", "both"), ("large", "both")]
 GREEDY = PlanArgs(thresholds=ARGS.thresholds, policy=PolicyArgs(max_moves_per_tick=10_000))
 WHATIF = PlanArgs(thresholds=ARGS.thresholds, policy=PolicyArgs(max_moves_per_tick=1))

@@ -276,7 +276,7 @@ def _relieve(
     A VM with no target is priced at its cheapest opening (room.py) and, if chosen, has room made for
     it first. ``report``: a host that cannot be relieved is reported (host and VM skips).
     """
-    start = ws.checkpoint()
+    start = ws.mark()
     need = excess(ws, h, resources)
     for _ in range(ws.arr.n_vms + 1):  # each round plans at least one move, or gives up
         if not np.any(need > 0):
@@ -316,7 +316,7 @@ def _relieve(
                 return True
         if len(ws.moves) == planned:
             break
-    ws.restore(start)
+    ws.rollback(start)
     if report:
         vs, _, _ = candidates(ws, h)
         _report_stuck(ws, h, need, vs)

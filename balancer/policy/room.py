@@ -111,24 +111,24 @@ def _cheapest(ws: Workspace, v: int, goal: Goal, avoid: np.ndarray | None, chain
 def make(ws: Workspace, v: int, opening: Opening, serves: Reason, why: str) -> bool:
     """Plan ``opening``'s evictions so that ``v`` fits its target; False (and nothing planned) when one
     no longer places or ``v`` still does not fit."""
-    start = ws.checkpoint()
+    start = ws.mark()
     t, h = opening.target, int(ws.home[v])
     chains = dict(opening.chains)
     for u in sorted(opening.evict, key=lambda u: (-float(ws.arr.demand[u, :2].sum()), u)):
         if u in chains and not make(ws, u, chains[u], serves, why):
-            ws.restore(start)
+            ws.rollback(start)
             return False
         found = ws.candidates((u,), "hotspot").mask
         found[[h, t]] = False
         if not found.any():
-            ws.restore(start)
+            ws.rollback(start)
             return False
         cost = np.where(found, ws.bytes_rows(np.array([u]))[0], np.inf)
         target = ws.choose((u,), cost <= cost.min() * (1 + 1e-9), "tight")
         ws.move(u, target, Reason.MAKE_ROOM, _detail(ws, v, why), flags=(serves,))
     fits = room_for(ws, ws.arr.demand[v], ws.sig_missing[ws.sig[v]])[:, t].all()
     if not fits:
-        ws.restore(start)
+        ws.rollback(start)
     else:
         ws.room_made[v] = (t, opening.evict)
     return bool(fits)
