@@ -34,7 +34,7 @@ from balancer.policy.args import PolicyArgs  # noqa: E402
 from balancer.reasons import Reason  # noqa: E402
 from balancer.sim.baselines import stddev_whatif, threshold_greedy  # noqa: E402
 from bench.exact import optimum  # noqa: E402
-from bench.tight import ARGS, KINDS, Instance, family  # noqa: E402
+from bench.tight import ARGS, KINDS, Instance, family, instance  # noqa: E402
 
 COUNTS = {"small": 10, "medium": 6, "large": 3}
 TICK_S = 1.0  # the planning budget an exact repair would have (the goal at 1,000 hosts)
@@ -49,11 +49,52 @@ PLANNERS = {
 }
 
 
+def over_after(inst: Instance, p: Plan) -> list[str]:
+    """Hosts over a mark once the plan's moves are done, worked out from the snapshot and the moves (a
+    baseline's Plan does not list them)."""
+    where = {v.name: v.host for v in inst.snapshot.vms} | {m.vm: m.target for m in p.moves}
+    used = {h.name: [0.0, 0.0] for h in inst.snapshot.hosts}
+    for v in inst.snapshot.vms:
+        used[where[v.name]][0] += v.cpu_cores
+        used[where[v.name]][1] += v.memory_bytes
+    th = ARGS.thresholds
+    return [
+        h.name
+        for h in inst.snapshot.hosts
+        if h.state == HostState.UP
+        and (
+            used[h.name][0] > th.cpu_high * h.cpus * (1 + 1e-9)
+            or used[h.name][1] > th.memory_high * h.memory_bytes * (1 + 1e-9)
+        )
+    ]
+
+
 def feasible(inst: Instance, p: Plan) -> bool:
-    """No host over a mark after the plan, and every draining host empty."""
+    """No host over a mark after the plan's moves, and every draining host empty."""
     where = {v.name: v.host for v in inst.snapshot.vms} | {m.vm: m.target for m in p.moves}
     draining = {h.name for h in inst.snapshot.hosts if h.state == HostState.DRAINING}
-    return not p.overloaded_after and not (set(where.values()) & draining)
+    return not over_after(inst, p) and not (set(where.values()) & draining)
+
+
+def run_planners(inst: Instance) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """Each planner's figures on ``inst``, and our relief, drain and make-room moves (the exact hint)."""
+    out: dict[str, Any] = {}
+    hint: tuple[tuple[str, str], ...] = ()
+    for name, (planner, args) in PLANNERS.items():
+        t0 = time.perf_counter()
+        p = planner(inst.snapshot, PlannerState(), args, 0.0)
+        if name == "ours":
+            hint = tuple((m.vm, m.target) for m in p.moves if m.reason in WORK)
+        out[name] = {
+            "seconds": time.perf_counter() - t0,
+            "feasible": feasible(inst, p),
+            "over_after": len(over_after(inst, p)),
+            "work_bytes": sum(m.cost.total_bytes for m in p.moves if m.reason in WORK),
+            "balance_bytes": sum(m.cost.total_bytes for m in p.moves if m.reason == Reason.BALANCE),
+            "moves": len(p.moves),
+            "make_room_moves": sum(1 for m in p.moves if m.reason == Reason.MAKE_ROOM),
+        }
+    return out, hint
 
 
 def run_one(inst: Instance, solver: str, limit_s: float) -> dict[str, Any]:
@@ -67,21 +108,8 @@ def run_one(inst: Instance, solver: str, limit_s: float) -> dict[str, Any]:
         "hot_hosts": inst.hot_hosts,
         "drained_hosts": inst.drained_hosts,
     }
-    hint: tuple[tuple[str, str], ...] = ()
-    for name, (planner, args) in PLANNERS.items():
-        t0 = time.perf_counter()
-        p = planner(inst.snapshot, PlannerState(), args, 0.0)
-        if name == "ours":
-            hint = tuple((m.vm, m.target) for m in p.moves if m.reason in WORK)
-        row[name] = {
-            "seconds": time.perf_counter() - t0,
-            "feasible": feasible(inst, p),
-            "over_after": len(p.overloaded_after),
-            "work_bytes": sum(m.cost.total_bytes for m in p.moves if m.reason in WORK),
-            "balance_bytes": sum(m.cost.total_bytes for m in p.moves if m.reason == Reason.BALANCE),
-            "moves": len(p.moves),
-            "make_room_moves": sum(1 for m in p.moves if m.reason == Reason.MAKE_ROOM),
-        }
+    planned, hint = run_planners(inst)
+    row.update(planned)
     exact = optimum(inst.snapshot, PlannerState(), ARGS, 0.0, limit_s=limit_s, solver=solver, hint=hint)
     row["exact"] = {
         "status": exact.status,
@@ -90,13 +118,25 @@ def run_one(inst: Instance, solver: str, limit_s: float) -> dict[str, Any]:
         "seconds": exact.seconds,
         "cuts": exact.cuts,
     }
-    if exact.status == "optimal" and exact.bytes > 0 and row["ours"]["feasible"]:
-        row["ours"]["ratio"] = row["ours"]["work_bytes"] / exact.bytes
+    add_ratios(row)
     # the exact repair as a planner would run it: within one planning budget, from our plan as a hint
     for name in ("cpsat", "highs"):
         quick = optimum(inst.snapshot, PlannerState(), ARGS, 0.0, limit_s=TICK_S, solver=name, hint=hint)
         row[f"{name}_{TICK_S:g}s"] = {"status": quick.status, "bytes": quick.bytes, "seconds": quick.seconds}
     return row
+
+
+def add_ratios(row: dict[str, Any]) -> None:
+    """Bytes ÷ the optimum for each planner whose plan is feasible where the optimum is proven: ours its
+    relief, drain and make-room moves; a baseline all its moves (its balance moves are its relief)."""
+    exact = row["exact"]
+    if exact["status"] != "optimal" or exact["bytes"] <= 0:
+        return
+    for name in PLANNERS:
+        r = row[name]
+        if r["feasible"]:
+            spent = r["work_bytes"] + (0 if name == "ours" else r["balance_bytes"])
+            r["ratio"] = spent / exact["bytes"]
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -123,7 +163,10 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             ),
         }
     for name in PLANNERS:
+        theirs = np.array([r[name]["ratio"] for r in rows if "ratio" in r[name]], dtype=float)
         out[name] = {
+            "ratio_median": float(np.median(theirs)) if theirs.size else None,
+            "ratio_max": float(theirs.max()) if theirs.size else None,
             "feasible": sum(1 for r in rows if r[name]["feasible"]),
             "feasible_where_exact": sum(1 for r in solved if r[name]["feasible"]),
             "seconds_max": max(r[name]["seconds"] for r in rows),
@@ -137,7 +180,23 @@ def main() -> None:
     ap.add_argument("--solver", choices=("cpsat", "highs"), default="cpsat")
     ap.add_argument("--limit", type=float, default=120.0, help="seconds for the exact solver per instance")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "plan_quality.json")
+    ap.add_argument(
+        "--summarize",
+        action="store_true",
+        help="re-run the planners (not the exact solver) on --out's instances and recompute its summaries",
+    )
     opts = ap.parse_args()
+    if opts.summarize:
+        data = json.loads(opts.out.read_text())
+        for fam in data["families"].values():
+            for row in fam["instances"]:
+                size, kind, index = row["instance"].rsplit("-", 2)
+                row.update(run_planners(instance(size, kind, int(index)))[0])
+                add_ratios(row)
+            fam["summary"] = summary(fam["instances"])
+        opts.out.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        print(f"re-summarized {opts.out}")
+        return
     counts = QUICK if opts.quick else COUNTS
     limit = min(opts.limit, 10.0) if opts.quick else opts.limit
     out: dict[str, Any] = {"quick": opts.quick, "solver": opts.solver, "families": {}}

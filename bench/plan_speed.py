@@ -39,7 +39,7 @@ from balancer.model import PlannerState, Snapshot  # noqa: E402
 from balancer.policy import PlanArgs, plan  # noqa: E402
 from balancer.policy.args import PolicyArgs  # noqa: E402
 from balancer.sim.baselines import stddev_whatif, threshold_greedy  # noqa: E402
-from bench.plan_quality import feasible  # noqa: E402
+from bench.plan_quality import feasible, over_after  # noqa: E402
 from bench.tight import ARGS, Instance, instance  # noqa: E402
 
 MIB = 1 << 20
@@ -86,7 +86,7 @@ def measure(inst: Instance, repeats: int) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "peak_mib": peak / MIB,
         "feasible": feasible(inst, p),
-        "over_after": len(p.overloaded_after),
+        "over_after": len(over_after(inst, p)),
         "moves": len(p.moves),
         "moves_by_reason": reasons,
     }
@@ -99,7 +99,7 @@ def measure(inst: Instance, repeats: int) -> dict[str, Any]:
             "seconds": seconds,
             "cpu_seconds": cpu,
             "feasible": feasible(inst, bp),
-            "over_after": len(bp.overloaded_after),
+            "over_after": len(over_after(inst, bp)),
             "moves": len(bp.moves),
         }
     return row
