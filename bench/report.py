@@ -114,23 +114,30 @@ def quality_section() -> list[str]:
     out += [
         f"Exact optimum: `bench/exact.py` with {d.get('solver', 'cpsat')} (relief and drains together, "
         "any VM may move, moves orderable within the marks). Feasible = no host over a mark after the "
-        "plan and every draining host empty. Ratio = bytes of our relief, drain and make-room moves ÷ "
-        "the optimum, where both are feasible.",
+        "plan and every draining host empty (the baselines do not drain). Ratio = bytes ÷ the optimum "
+        "where both are feasible: ours counts its relief, drain and make-room moves, a baseline all its "
+        "moves. The last column is the exact solver given one planning budget (1 s) and our plan as "
+        "its first solution: how often it proves an optimum in time, and how often that beats our plan.",
         "",
-        "| family | instances | exact solved | feasible: ours / threshold-greedy / std-dev what-if "
-        "(where exact solved: ours) | bytes ÷ optimum median / worst | within 10 % | ours s max "
-        "| exact s max |",
-        "|---|---:|---:|---|---|---:|---:|---:|",
+        "| family | instances | exact solved (≤ s) | feasible: ours / threshold-greedy / std-dev what-if | "
+        "bytes ÷ optimum, median / worst: ours | threshold-greedy | std-dev what-if | ours within 10 % "
+        "| ours s max | exact within 1 s: proven / better than ours (CP-SAT; HiGHS) |",
+        "|---|---:|---:|---|---|---|---|---:|---:|---|",
     ]
+
+    def ratio(x: dict[str, Any]) -> str:
+        return "n/a" if x.get("ratio_median") is None else f"{x['ratio_median']:.3f} / {x['ratio_max']:.3f}"
+
     for name, fam in d["families"].items():
         s = fam["summary"]
-        ratio = "n/a" if s["ratio_median"] is None else f"{s['ratio_median']:.3f} / {s['ratio_max']:.3f}"
+        o, g, w = s["ours"], s["threshold_greedy"], s["stddev_whatif"]
+        c, h = s.get("cpsat_1s", {}), s.get("highs_1s", {})
         out.append(
-            f"| {name} | {s['instances']} | {s['exact_solved']} | {s['ours']['feasible']} / "
-            f"{s['threshold_greedy']['feasible']} / {s['stddev_whatif']['feasible']} "
-            f"({s['ours']['feasible_where_exact']} of {s['exact_solved']}) | {ratio} | "
-            f"{s['within_10pct']} of {s['ratios']} | {s['ours']['seconds_max']:.2f} | "
-            f"{s['exact_seconds_max']:.1f} |"
+            f"| {name} | {s['instances']} | {s['exact_solved']} ({s['exact_seconds_max']:.0f}) | "
+            f"{o['feasible']} / {g['feasible']} / {w['feasible']} | {ratio(o)} | {ratio(g)} | {ratio(w)} | "
+            f"{s['within_10pct']} of {s['ratios']} | {o['seconds_max']:.2f} | "
+            f"{c.get('optimal', '-')} / {c.get('better_than_ours', '-')}; "
+            f"{h.get('optimal', '-')} / {h.get('better_than_ours', '-')} |"
         )
     return [*out, ""]
 
