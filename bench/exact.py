@@ -318,3 +318,46 @@ def random_instance(
             )
         )
     return Snapshot(taken_at=0.0, hosts=tuple(host_list), vms=tuple(vm_list))
+
+
+def compare_solvers(size: str, kind: str, count: int, limit_s: float) -> list[dict[str, object]]:
+    """Both solvers on the first ``count`` instances of a tight family (bench/tight.py), no hint."""
+    from bench.tight import ARGS, family
+
+    rows: list[dict[str, object]] = []
+    for inst in family(size, kind, count):
+        row: dict[str, object] = {"instance": inst.name}
+        for solver in ("cpsat", "highs"):
+            found = optimum(inst.snapshot, PlannerState(), ARGS, 0.0, limit_s=limit_s, solver=solver)
+            row[solver] = {"status": found.status, "bytes": found.bytes, "seconds": found.seconds}
+        print(row, flush=True)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    import argparse
+    import json
+    import os
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description="CP-SAT against HiGHS on the exact problem (tight clusters)")
+    ap.add_argument("--size", default="medium")
+    ap.add_argument("--kind", default="both")
+    ap.add_argument("--count", type=int, default=6)
+    ap.add_argument("--limit", type=float, default=120.0)
+    root = Path(__file__).resolve().parents[1]
+    ap.add_argument("--out", type=Path, default=root / "bench" / "results" / "plan_exact_solvers.json")
+    opts = ap.parse_args()
+    load = os.getloadavg()[0]
+    rows = compare_solvers(opts.size, opts.kind, opts.count, opts.limit)
+    out = {"size": opts.size, "kind": opts.kind, "limit_s": opts.limit, "load_average": load, "rows": rows}
+    opts.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {opts.out}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    main()

@@ -142,6 +142,27 @@ def quality_section() -> list[str]:
     return [*out, ""]
 
 
+def solvers_section() -> list[str]:
+    d = load("plan_exact_solvers")
+    out = ["### The exact problem: CP-SAT against HiGHS", "", "`python bench/exact.py`", ""]
+    if d is None:
+        return [*out, "_not run yet_", ""]
+    out += [
+        f"{d['size']} {d['kind']} clusters, {d['limit_s']:.0f} s each, no first solution given; load "
+        f"average {d['load_average']:.1f} (wall seconds on a shared machine).",
+        "",
+        "| instance | CP-SAT | HiGHS |",
+        "|---|---|---|",
+    ]
+    for r in d["rows"]:
+        c, h = r["cpsat"], r["highs"]
+        out.append(
+            f"| {r['instance']} | {c['status']} in {c['seconds']:.1f} s | "
+            f"{h['status']} in {h['seconds']:.1f} s |"
+        )
+    return [*out, ""]
+
+
 def drain_section() -> list[str]:
     d = load("drain_lab")
     out = ["## Drain in the lab against the physical limit", "", "`python bench/drain_lab.py`", ""]
@@ -194,6 +215,7 @@ def main() -> None:
         *collect_section(),
         *speed_section(),
         *quality_section(),
+        *solvers_section(),
         *drain_section(),
         "## Policies on a day of real load (trace-driven simulator)",
         "",
