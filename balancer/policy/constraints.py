@@ -361,6 +361,9 @@ def _capacity(ws: Tentative, unit: tuple[int, ...], mask: np.ndarray, label: str
         paths = np.unique(np.concatenate([arr.vm_paths[v] for v in unit]))
         missing = (~ws.present[:, paths]).astype(np.float64) @ arr.path_bytes[paths] if paths.size else 0.0
     ok = room_for(ws, d, missing)
+    fit = mask & ok.all(axis=0)
+    if fit.any():  # the common case: no need to say which resource is short
+        return fit
     for r, reason, unit_name in (
         (1, Reason.NO_MEMORY, "memory"),
         (0, Reason.NO_CPU, "cpu"),
@@ -377,10 +380,7 @@ def _capacity(ws: Tentative, unit: tuple[int, ...], mask: np.ndarray, label: str
                 f"{label} needs {need} {unit_name}; the largest free under the mark on an eligible "
                 f"host is {have} ({arr.hosts[best].name})",
             )
-    mask = mask & ok.all(axis=0)
-    if not mask.any():
-        return Verdict(mask, Reason.NO_FIT, f"{label} fits no eligible host in cpu, memory and disk at once")
-    return mask
+    return Verdict(fit, Reason.NO_FIT, f"{label} fits no eligible host in cpu, memory and disk at once")
 
 
 def room_for(ws: Tentative, demand: np.ndarray, missing: np.ndarray | float) -> np.ndarray:
