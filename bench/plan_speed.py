@@ -172,7 +172,9 @@ def main() -> None:
                 "hot_growth": growth,
                 "hot_growth_exponent": float(
                     np.polyfit(
-                        np.log([g["hot_hosts"] for g in growth]), np.log([g["seconds"] for g in growth]), 1
+                        np.log([g["hot_hosts"] for g in growth]),
+                        np.log([g["cpu_seconds"] for g in growth]),
+                        1,
                     )[0]
                 )
                 if len(growth) >= 2
