@@ -28,6 +28,13 @@ def load(name: str) -> dict[str, Any] | None:
     return data
 
 
+def section(title: str, command: str, name: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """A section's results (None: not run yet) and its first lines: title, how to run it."""
+    d = load(name)
+    out = [title, "", f"`{command}`", ""]
+    return d, out if d is not None else [*out, "_not run yet_", ""]
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -62,10 +69,11 @@ def collect_section() -> list[str]:
 
 
 def speed_section() -> list[str]:
-    d = load("plan_speed")
-    out = ["## Planner speed on tight PlanetLab clusters", "", "`python bench/plan_speed.py`", ""]
+    d, out = section(
+        "## Planner speed on tight PlanetLab clusters", "python bench/plan_speed.py", "plan_speed"
+    )
     if d is None:
-        return [*out, "_not run yet_", ""]
+        return out
     out += [
         "Instances from `bench/tight.py` (10-30 % of hosts over the CPU mark; drains of 2 % of hosts). "
         "Ours with the shipped defaults; threshold-greedy with its move cap lifted; the std-dev what-if "
@@ -102,15 +110,13 @@ def speed_section() -> list[str]:
 
 
 def quality_section() -> list[str]:
-    d = load("plan_quality")
-    out = [
+    d, out = section(
         "## Plan quality on tight PlanetLab clusters against the exact optimum and the baselines",
-        "",
-        "`python bench/plan_quality.py`",
-        "",
-    ]
+        "python bench/plan_quality.py",
+        "plan_quality",
+    )
     if d is None:
-        return [*out, "_not run yet_", ""]
+        return out
     out += [
         f"Exact optimum: `bench/exact.py` with {d.get('solver', 'cpsat')} (relief and drains together, "
         "any VM may move, moves orderable within the marks). Feasible = no host over a mark after the "
@@ -143,10 +149,11 @@ def quality_section() -> list[str]:
 
 
 def solvers_section() -> list[str]:
-    d = load("plan_exact_solvers")
-    out = ["### The exact problem: CP-SAT against HiGHS", "", "`python bench/exact.py`", ""]
+    d, out = section(
+        "### The exact problem: CP-SAT against HiGHS", "python bench/exact.py", "plan_exact_solvers"
+    )
     if d is None:
-        return [*out, "_not run yet_", ""]
+        return out
     out += [
         f"{d['size']} {d['kind']} clusters, {d['limit_s']:.0f} s each, no first solution given; load "
         f"average {d['load_average']:.1f} (wall seconds on a shared machine).",
@@ -164,10 +171,11 @@ def solvers_section() -> list[str]:
 
 
 def drain_section() -> list[str]:
-    d = load("drain_lab")
-    out = ["## Drain in the lab against the physical limit", "", "`python bench/drain_lab.py`", ""]
+    d, out = section(
+        "## Drain in the lab against the physical limit", "python bench/drain_lab.py", "drain_lab"
+    )
     if d is None:
-        return [*out, "_not run yet_", ""]
+        return out
     out += [
         f"- {d['guests']} guests drained ({d['succeeded']} succeeded), {d['mib_moved']:.0f} MiB copied, "
         f"cap {d['cap_mib_s']} MiB/s per migration, {d['allowed_mib_s']} MiB/s allowed out of the host",
