@@ -19,6 +19,7 @@ class Reason(StrEnum):
     BALANCE = "balance"
     AFFINITY_REPAIR = "affinity_repair"
     MANUAL = "manual"
+    MAKE_ROOM = "make_room"  # moves a VM off a target first so that a drain or relief move fits there
 
     # -- why a VM or host was considered and left alone --------------------------------
     COOLDOWN = "cooldown"
@@ -93,6 +94,9 @@ class Reason(StrEnum):
 PRIORITY: dict[Reason, int] = {
     Reason.MANUAL: 0,
     Reason.DRAIN: 1,
+    # before the moves that wait for it (``Move.after``), drains included: it is planned only when a VM
+    # that must leave fits nowhere else
+    Reason.MAKE_ROOM: 1,
     Reason.AFFINITY_REPAIR: 2,
     Reason.HOTSPOT: 3,
     Reason.BALANCE: 4,

@@ -2,16 +2,23 @@
 
 Goals run in order on one Workspace (workspace.py), each seeing the moves of those before it:
 
-1. drain (drain.py): empty draining hosts; not capped by ``max_moves_per_tick``.
+1. drain (drain.py): empty draining hosts.
 2. repair (repair.py): fix broken affinity / anti-affinity rules (``affinity_repair``).
 3. hotspot (hotspot.py): bring hosts that stayed over their mark under it, at least bytes.
 4. balance (balance.py): cut the imbalance while a move clears ``min_improvement``.
 
-Hotspot and balance share the ``max_moves_per_tick`` budget. Ties are broken by name order (hosts and
-VMs are sorted by name first), so the same input always gives an equal Plan whatever order the
-snapshot lists things in; nothing is random, so ``policy.seed`` is not needed (kept for config
-compatibility). Moves are listed in the order they must run: a later move may rely on room an
-earlier one frees (a drain's make-room move, a hotspot's chain of relief).
+Drains, repairs and relief are complete: every VM that can leave a draining host and every host that
+can be relieved gets its moves, however many (the executor's limits pace them); what cannot is a Skip
+with its reason. Only balance has a budget, ``max_moves_per_tick`` per 100 active hosts. Drain and
+relief are planned together: when a drain took room that relief needed (a hot host stays hot), the
+plan is made again with relief first, and kept when it drains no fewer VMs and relieves more hosts
+(or as many for fewer bytes): the drains then use other targets, dearer ones only when that is what
+relieving a host takes.
+
+Ties are broken by name order (hosts and VMs are sorted by name first), so the same input always gives
+an equal Plan whatever order the snapshot lists things in; nothing is left to chance. Moves are listed in the
+order they must run: a later move may rely on room an earlier one frees (``make_room`` moves, a
+hotspot's chain of relief).
 """
 
 from __future__ import annotations
@@ -44,9 +51,26 @@ def workspace(snapshot: Snapshot, state: PlannerState, args: PlanArgs, now: floa
 def plan(snapshot: Snapshot, state: PlannerState, args: PlanArgs, now: float) -> Plan:
     """Moves (with reasons, costs and predicted loads) and skips for one tick; deterministic."""
     ws = workspace(snapshot, state, args, now)
-    for goal in GOALS:
+    start = ws.checkpoint()
+    for goal in GOALS[:-1]:
         goal.run(ws)
+    if ws.arr.draining.any() and ws.overloaded_hosts():  # a drain may have taken the room relief needs
+        first, kept = _score(ws), ws.checkpoint()
+        ws.restore(start)
+        for goal in (repair, hotspot, drain):
+            goal.run(ws)
+        alt = _score(ws)
+        better = alt[1] < first[1] or (alt[1] == first[1] and alt[2] < first[2])
+        if not (better and alt[0] <= first[0]):
+            ws.restore(kept)
+    balance.run(ws)
     return ws.to_plan()
+
+
+def _score(ws: Workspace) -> tuple[int, int, float]:
+    """VMs left on draining hosts, hosts over a mark, bytes of all moves."""
+    left = int(ws.arr.draining[ws.home[ws.home >= 0]].sum())
+    return left, len(ws.overloaded_hosts()), float(sum(m.cost.total_bytes for m in ws.moves))
 
 
 __all__ = ["GOALS", "PlanArgs", "plan", "workspace"]

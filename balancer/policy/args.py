@@ -46,8 +46,16 @@ class PolicyArgs(_Frozen):
         le=1.0,
         description="A balance move must cut the imbalance by at least this fraction (~1.5 / hosts).",
     )
+    # Balance only: drains, repairs and hotspot relief are complete every tick (the executor's limits
+    # pace them). Balance is an optional improvement chosen greedily on a picture that is stale within
+    # minutes, so each tick plans about what the executor can start before the next one, more in a
+    # larger fleet (its per-host limits let more run at once).
     max_moves_per_tick: int = Field(
-        4, ge=0, le=10000, description="Hotspot and balance moves planned per tick (drains are not capped)."
+        4,
+        ge=0,
+        le=10000,
+        description="Balance moves planned per tick per 100 active hosts (started); drains, repairs and "
+        "hotspot relief are never capped.",
     )
     cooldown_minutes: float = Field(
         60.0, ge=0, description="A VM that moved is not moved again for this long (anti ping-pong)."
@@ -69,7 +77,6 @@ class PolicyArgs(_Frozen):
     memory_resend_cap: float = Field(
         3.0, ge=1.0, description="Most RAM the cost model assumes a converging migration sends, x RAM size."
     )
-    seed: int = Field(0, description="Seed for tie-breaking; the planner is deterministic for a given seed.")
 
 
 class AffinityRule(_Frozen):

@@ -31,18 +31,16 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
 from balancer.model import PlannerState
 from balancer.policy.args import PolicyArgs, RulesArgs
 from balancer.policy.arrays import GIB, MIB, ClusterArrays
+from balancer.policy.cost import VMCosts
 from balancer.policy.objective import fits
 from balancer.reasons import Reason
-
-if TYPE_CHECKING:
-    from balancer.policy.workspace import Workspace
 
 Goal = Literal["drain", "repair", "hotspot", "balance"]
 
@@ -86,6 +84,24 @@ class Rules:
     has_target_rule: np.ndarray  # (V,) bool: pinned, labels, left hosts or anti-affinity
     blocked: np.ndarray  # (V,) bool: excluded or quarantined (every goal)
     cooling: np.ndarray  # (V,) bool
+
+
+class Tentative(Protocol):
+    """What feasibility reads of the tentative placement (workspace.Workspace has it): the cluster, its
+    rules and costs, and the placement as the moves planned so far leave it."""
+
+    arr: ClusterArrays
+    rules: Rules
+    costs: VMCosts
+    used: np.ndarray  # (H, 3)
+    home: np.ndarray  # (V,)
+    present: np.ndarray  # (H, P)
+    moved: np.ndarray  # (V,) bool
+    closed: np.ndarray  # (H,) bool
+    sig: np.ndarray  # (V,) backing-file group of each VM
+    sig_missing: np.ndarray  # (groups, H) bytes a group's VM would bring to each host
+
+    def vm_name(self, v: int) -> str: ...
 
 
 def compile_rules(
@@ -193,7 +209,7 @@ def _group(name: str, vms: tuple[str, ...], arr: ClusterArrays) -> Group:
     return Group(name, tuple(sorted({arr.vm_index[v] for v in vms if v in arr.vm_index})))
 
 
-def vm_blocker(ws: Workspace, v: int, goal: Goal) -> tuple[Reason, str] | None:
+def vm_blocker(ws: Tentative, v: int, goal: Goal) -> tuple[Reason, str] | None:
     """Why VM ``v`` may not move at all for ``goal`` (None: it may, if a target fits)."""
     arr, rules, vm = ws.arr, ws.rules, ws.arr.vms[v]
     if arr.in_flight[v]:
@@ -220,7 +236,7 @@ def vm_blocker(ws: Workspace, v: int, goal: Goal) -> tuple[Reason, str] | None:
     return None
 
 
-def movable(ws: Workspace, goal: Goal) -> np.ndarray:
+def movable(ws: Tentative, goal: Goal) -> np.ndarray:
     """(V,) bool: VMs with no blocker for ``goal`` that this plan has not moved yet (vectorised)."""
     rules = ws.rules
     ok = ws.arr.running & ~ws.arr.in_flight & ~rules.blocked & ~ws.moved
@@ -231,7 +247,7 @@ def movable(ws: Workspace, goal: Goal) -> np.ndarray:
     return ok
 
 
-def anti_forbidden(ws: Workspace, v: int, unit: tuple[int, ...] = ()) -> tuple[np.ndarray, str]:
+def anti_forbidden(ws: Tentative, v: int, unit: tuple[int, ...] = ()) -> tuple[np.ndarray, str]:
     """Host indices holding another member of one of ``v``'s anti-affinity groups, and the rule names."""
     hosts: list[int] = []
     names: list[str] = []
@@ -244,7 +260,7 @@ def anti_forbidden(ws: Workspace, v: int, unit: tuple[int, ...] = ()) -> tuple[n
 
 
 def verdict(
-    ws: Workspace, unit: tuple[int, ...], goal: Goal, only: int | None = None, capacity: bool = True
+    ws: Tentative, unit: tuple[int, ...], goal: Goal, only: int | None = None, capacity: bool = True
 ) -> Verdict:
     """Feasible targets for moving ``unit`` (one VM, or an affinity unit together) for ``goal``.
 
@@ -252,7 +268,7 @@ def verdict(
     restricts the targets to one host (an affinity anchor); ``capacity=False`` stops before the
     capacity check (the hosts the rules allow).
     """
-    arr, rules, ws_home = ws.arr, ws.rules, ws.home
+    arr, ws_home = ws.arr, ws.home
     label = (
         ws.arr.vms[unit[0]].name
         if len(unit) == 1
@@ -265,40 +281,9 @@ def verdict(
             mask, Reason.NO_TARGET_HOSTS, f"no host other than its own is up and accepting VMs for {label}"
         )
     for v in unit:
-        if v in rules.pinned:
-            mask &= rules.pinned[v]
-            if not mask.any():
-                allowed = [h.name for h, ok in zip(arr.hosts, rules.pinned[v], strict=True) if ok]
-                return Verdict(
-                    mask,
-                    Reason.PINNED,
-                    f"{ws.vm_name(v)} is pinned to {', '.join(allowed) or 'no known host'}; none can take it",
-                )
-        if v in rules.required:
-            mask &= rules.required[v][0]
-            if not mask.any():
-                return Verdict(
-                    mask,
-                    Reason.LABEL_MISMATCH,
-                    f"{ws.vm_name(v)} needs host labels {rules.required[v][1]}; no eligible host has them",
-                )
-        if goal != "drain" and v in rules.left:
-            mask[rules.left[v]] = False
-            if not mask.any():
-                return Verdict(
-                    mask,
-                    Reason.COOLDOWN,
-                    f"{ws.vm_name(v)} would go back to a host it left within the cooldown",
-                )
-        bad, rule_names = anti_forbidden(ws, v, unit)
-        if bad.size:
-            mask[bad] = False
-            if not mask.any():
-                return Verdict(
-                    mask,
-                    Reason.ANTI_AFFINITY,
-                    f"{ws.vm_name(v)}: every eligible host holds a member of {rule_names}",
-                )
+        refused = restrict(ws, v, goal, mask, unit)
+        if refused is not None:
+            return Verdict(mask, *refused)
     if only is not None:
         keep = mask[only]
         mask[:] = False
@@ -314,19 +299,60 @@ def verdict(
     fit = _capacity(ws, unit, mask, label)
     if isinstance(fit, Verdict):
         return fit
-    mask = fit
-    pref = np.ones_like(mask)
     for v in unit:
-        if v in rules.preferred:
-            pref &= rules.preferred[v]
-        if goal == "drain" and v in rules.left:
-            pref[rules.left[v]] = False
-    if (mask & pref).any():
+        prefer(ws, v, goal, fit)
+    return Verdict(fit)
+
+
+def restrict(
+    ws: Tentative, v: int, goal: Goal, mask: np.ndarray, unit: tuple[int, ...] = ()
+) -> tuple[Reason, str] | None:
+    """Apply VM ``v``'s target rules to ``mask`` (H,) in place, in a fixed order: pins, required labels,
+    no ping-pong (hard except for a drain), anti-affinity with the VMs outside ``unit``. The reason and
+    text of the first rule that leaves no host, else None. The one rule engine of verdict() and
+    feasible_rows()."""
+    rules = ws.rules
+    if v in rules.pinned:
+        mask &= rules.pinned[v]
+        if not mask.any():
+            allowed = [h.name for h, ok in zip(ws.arr.hosts, rules.pinned[v], strict=True) if ok]
+            return Reason.PINNED, (
+                f"{ws.vm_name(v)} is pinned to {', '.join(allowed) or 'no known host'}; none can take it"
+            )
+    if v in rules.required:
+        mask &= rules.required[v][0]
+        if not mask.any():
+            return Reason.LABEL_MISMATCH, (
+                f"{ws.vm_name(v)} needs host labels {rules.required[v][1]}; no eligible host has them"
+            )
+    if goal != "drain" and v in rules.left:
+        mask[rules.left[v]] = False
+        if not mask.any():
+            return Reason.COOLDOWN, f"{ws.vm_name(v)} would go back to a host it left within the cooldown"
+    bad, rule_names = anti_forbidden(ws, v, unit)
+    if bad.size:
+        mask[bad] = False
+        if not mask.any():
+            return (
+                Reason.ANTI_AFFINITY,
+                f"{ws.vm_name(v)}: every eligible host holds a member of {rule_names}",
+            )
+    return None
+
+
+def prefer(ws: Tentative, v: int, goal: Goal, mask: np.ndarray) -> None:
+    """Narrow the feasible ``mask`` (H,) in place to ``v``'s preferred hosts (preferred labels; for a
+    drain, not a host it left within the cooldown) when any of them is in it."""
+    rules = ws.rules
+    pref = rules.preferred.get(v)
+    if goal == "drain" and v in rules.left:
+        pref = np.ones_like(mask) if pref is None else pref.copy()
+        pref[rules.left[v]] = False
+    if pref is not None and (mask & pref).any():
         mask &= pref
-    return Verdict(mask)
 
 
-def _capacity(ws: Workspace, unit: tuple[int, ...], mask: np.ndarray, label: str) -> np.ndarray | Verdict:
+def _capacity(ws: Tentative, unit: tuple[int, ...], mask: np.ndarray, label: str) -> np.ndarray | Verdict:
     arr = ws.arr
     d = arr.demand[list(unit)].sum(axis=0)
     if len(unit) == 1:
@@ -334,37 +360,48 @@ def _capacity(ws: Workspace, unit: tuple[int, ...], mask: np.ndarray, label: str
     else:
         paths = np.unique(np.concatenate([arr.vm_paths[v] for v in unit]))
         missing = (~ws.present[:, paths]).astype(np.float64) @ arr.path_bytes[paths] if paths.size else 0.0
-    cpu_ok = fits(ws.used[:, 0], d[0], arr.mark[:, 0])
-    mem_ok = fits(ws.used[:, 1], d[1], arr.mark[:, 1])
-    disk_ok = fits(ws.used[:, 2], d[2] + missing, arr.mark[:, 2])
-    for ok, reason, r, unit_name in (
-        (mem_ok, Reason.NO_MEMORY, 1, "memory"),
-        (cpu_ok, Reason.NO_CPU, 0, "cpu"),
-        (disk_ok, Reason.NO_DISK, 2, "disk"),
+    ok = room_for(ws, d, missing)
+    fit = mask & ok.all(axis=0)
+    if fit.any():  # the common case: no need to say which resource is short
+        return fit
+    for r, reason, unit_name in (
+        (1, Reason.NO_MEMORY, "memory"),
+        (0, Reason.NO_CPU, "cpu"),
+        (2, Reason.NO_DISK, "disk"),
     ):
-        if not (mask & ok).any():
+        if not (mask & ok[r]).any():
             free = arr.mark - ws.used
             best = int(np.argmax(np.where(mask, free[:, r], -np.inf)))
             need = _amount(d[r], r)
             have = _amount(max(free[best, r], 0.0), r)
             return Verdict(
-                mask & ok,
+                mask & ok[r],
                 reason,
                 f"{label} needs {need} {unit_name}; the largest free under the mark on an eligible "
                 f"host is {have} ({arr.hosts[best].name})",
             )
-    mask = mask & cpu_ok & mem_ok & disk_ok
-    if not mask.any():
-        return Verdict(mask, Reason.NO_FIT, f"{label} fits no eligible host in cpu, memory and disk at once")
-    return mask
+    return Verdict(fit, Reason.NO_FIT, f"{label} fits no eligible host in cpu, memory and disk at once")
+
+
+def room_for(ws: Tentative, demand: np.ndarray, missing: np.ndarray | float) -> np.ndarray:
+    """(3, ...) bool: each host keeps cpu, memory and disk at or under its marks with ``demand`` (3,) or
+    (k, 1, 3) added, plus ``missing`` backing-file bytes on disk (broadcast like the hosts)."""
+    arr, used = ws.arr, ws.used
+    d = np.asarray(demand)
+    cpu = fits(used[:, 0], d[..., 0], arr.mark[:, 0])
+    mem = fits(used[:, 1], d[..., 1], arr.mark[:, 1])
+    # no host with a known disk size: nothing to check (the common case, and half the work)
+    disk = fits(used[:, 2], d[..., 2] + missing, arr.mark[:, 2]) if arr.disk_limited else np.ones_like(cpu)
+    return np.stack([cpu, mem, disk])
 
 
 def _amount(x: float, r: int) -> str:
     return f"{x:.2f} cores" if r == 0 else f"{x / GIB:.1f} GiB"
 
 
-def feasible_rows(ws: Workspace, vs: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    """(k, H) bool: which targets each VM in ``vs`` may move to (hotspot/balance rules), vectorised.
+def feasible_rows(ws: Tentative, vs: np.ndarray, missing: np.ndarray, goal: Goal = "hotspot") -> np.ndarray:
+    """(k, H) bool: which targets each VM in ``vs`` may move to for ``goal``, vectorised: the same rules as
+    verdict() (through restrict() and prefer()), capacity for all of them at once.
 
     ``missing`` (k, H) are the backing bytes each move would bring (for the disk check).
     """
@@ -372,20 +409,9 @@ def feasible_rows(ws: Workspace, vs: np.ndarray, missing: np.ndarray) -> np.ndar
     k = vs.size
     m = np.broadcast_to(arr.active & ~ws.closed, (k, arr.n_hosts)).copy()
     m[np.arange(k), ws.home[vs]] = False
-    d = arr.demand[vs]
-    for r in (0, 1):
-        m &= fits(ws.used[None, :, r], d[:, r, None], arr.mark[None, :, r])
-    m &= fits(ws.used[None, :, 2], d[:, 2, None] + missing, arr.mark[None, :, 2])
+    m &= room_for(ws, arr.demand[vs][:, None, :], missing).all(axis=0)
     for i in np.flatnonzero(rules.has_target_rule[vs]):
         v = int(vs[i])
-        if v in rules.pinned:
-            m[i] &= rules.pinned[v]
-        if v in rules.required:
-            m[i] &= rules.required[v][0]
-        if v in rules.left:
-            m[i, rules.left[v]] = False
-        bad, _ = anti_forbidden(ws, v)
-        m[i, bad] = False
-        if v in rules.preferred and (m[i] & rules.preferred[v]).any():
-            m[i] &= rules.preferred[v]
+        restrict(ws, v, goal, m[i])
+        prefer(ws, v, goal, m[i])
     return m

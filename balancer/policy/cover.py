@@ -3,7 +3,9 @@
 This is the hotspot selection problem for one host: which VMs to move off so that the host drops
 under its mark in each overloaded resource (1 or 2 columns), paying the fewest bytes.
 
-Algorithm: up to 12 items, every subset (exact). Beyond, a 0/1 knapsack DP over coverage discretised
+Algorithm: first an upper bound, the cheapest single item that covers alone (else a greedy cover);
+no item costing more can be in a cheaper cover, so those are dropped (exact). Then, up to 12 items
+left, every subset (exact). Beyond, a 0/1 knapsack DP over coverage discretised
 per column (2,000 steps for one column, 120 × 120 for two), coverage capped at the need, run twice:
 demands rounded *down* (every DP solution is a true cover) and rounded to nearest (may fall short by
 a rounding; completed greedily). Each result then goes through a local search (drop items not needed,
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -48,6 +51,7 @@ def min_cost_cover(
     ok = np.isfinite(cost)
     if not covers(demand[ok], need):
         return None
+    ok &= cost <= _upper_bound(demand, need, np.where(ok, cost, np.inf)) * (1 + 1e-12)
     idx = np.flatnonzero(ok)
     d, c = demand[ok], cost[ok]
     if idx.size <= EXACT_MAX_ITEMS:  # few items: try every subset
@@ -69,10 +73,28 @@ def covers(demand: np.ndarray, need: np.ndarray) -> bool:
     return bool(np.all(demand.sum(axis=0) >= need * (1 - TOL)))
 
 
+def _upper_bound(demand: np.ndarray, need: np.ndarray, cost: np.ndarray) -> float:
+    """The cost of some cover (``cost`` inf for items not allowed): the cheapest single item that
+    covers alone, else a greedy cover; inf when there is none."""
+    alone = np.all(demand >= need * (1 - TOL), axis=1) & np.isfinite(cost)
+    if alone.any():
+        return float(cost[alone].min())
+    ok = np.isfinite(cost)
+    chosen = _greedy(demand[ok], need, cost[ok])
+    return float(cost[ok][chosen].sum()) if covers(demand[ok][chosen], need) else np.inf
+
+
+@lru_cache(maxsize=EXACT_MAX_ITEMS + 1)
+def _subsets(n: int) -> np.ndarray:
+    """(2^n, n) 0/1 rows: every subset of n items."""
+    subsets = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(np.float64)
+    subsets.flags.writeable = False
+    return subsets
+
+
 def _exhaustive(demand: np.ndarray, need: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """The cheapest cover among all 2^n subsets (n ≤ EXACT_MAX_ITEMS), as a bool mask."""
-    n = len(cost)
-    subsets = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(np.float64)  # (2^n, n)
+    subsets = _subsets(len(cost))
     ok = np.all(subsets @ demand >= need * (1 - TOL), axis=1)
     total = np.where(ok, subsets @ cost, np.inf)
     return subsets[int(np.argmin(total))] > 0

@@ -4,13 +4,16 @@ Triggers: hosts with ``state == DRAINING`` or named in ``state.draining`` (a dra
 excluded host is reported as a host Skip: ``host_down`` / ``excluded``).
 
 Order: VMs by bytes to copy onto a target that holds their chain (overlays + RAM with re-sends),
-largest first, then memory, then name: the big ones claim space while there is most of it.
+largest first, then memory, then name: the big ones claim space while there is most of it. When some
+VM is then stuck, the drain is planned again with the VMs hardest to fit (largest share of a target's
+room) first, and that plan is kept if it leaves fewer VMs behind.
 
 Target: among the feasible hosts (constraints.py), the one with the fewest bytes to copy (a host that
 already holds the backing file saves the chain copy), then the least resulting imbalance, then name.
 Affinity groups leave as one unit, to the host where the rest of the group runs or together to one
-target. A VM that fits nowhere for capacity gets one attempt at making room: a single VM on a host the
-rules allow is moved elsewhere first (planned before it, so the moves run in order), the swap-like case.
+target. A VM that fits nowhere for capacity gets room made (room.py): the cheapest set of other VMs is
+moved off a host the rules allow first (reason ``make_room``, flagged ``drain``; planned before it, so
+the moves run in order).
 
 Limits: drains are not capped by ``max_moves_per_tick``; cooldown does not apply (quarantine, exclusion,
 pins and labels do); a VM predicted not to converge is still drained and flagged
@@ -20,19 +23,17 @@ pins and labels do); a VM predicted not to converge is still drained and flagged
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 
 import numpy as np
 
 from balancer.model import Move
+from balancer.policy import room
 from balancer.policy.arrays import GIB
 from balancer.policy.constraints import Verdict
-from balancer.policy.objective import fits
 from balancer.policy.workspace import Workspace
 from balancer.reasons import Reason
 
 CAPACITY = (Reason.NO_MEMORY, Reason.NO_CPU, Reason.NO_DISK, Reason.NO_FIT)
-MAKE_ROOM_TRIES = 32  # VMs tried as the one to move away, cheapest first
 
 
 def run(ws: Workspace) -> None:
@@ -45,7 +46,38 @@ def run(ws: Workspace) -> None:
         return
     on = np.flatnonzero(np.isin(ws.home, hosts))
     base = ws.costs.base
-    order = sorted(on.tolist(), key=lambda v: (-base[v], -arr.demand[v, 1], v))
+    start = ws.checkpoint()
+    _place_all(ws, sorted(on.tolist(), key=lambda v: (-base[v], -arr.demand[v, 1], v)))
+    _retry_stuck(ws, hosts)
+    if np.isin(ws.home, hosts).any() and arr.active.any():  # stuck: the hardest to fit first may do better
+        first, stuck = ws.checkpoint(), int(np.isin(ws.home, hosts).sum())
+        ws.restore(start)
+        share = (arr.demand[on, :2] / np.maximum(arr.mark[arr.active, :2].max(axis=0), 1e-12)).max(axis=1)
+        _place_all(ws, [int(v) for v in on[np.lexsort((on, -base[on], -share))]])
+        _retry_stuck(ws, hosts)
+        if int(np.isin(ws.home, hosts).sum()) >= stuck:
+            ws.restore(first)
+    for h in hosts.tolist():
+        left = ws.vms_on(h)
+        if left.size:
+            stuck_skips = [
+                s for s in ws.skips if s.subject == "vm" and ws.arr.vm_index[s.name] in set(left.tolist())
+            ]
+            first_reason = stuck_skips[0].reason if stuck_skips else Reason.NO_FIT
+            names = ", ".join(f"{s.name} ({s.reason})" for s in stuck_skips[:5])
+            ws.skip("host", ws.host_name(h), first_reason, f"{left.size} VM(s) cannot leave yet: {names}")
+
+
+def _retry_stuck(ws: Workspace, hosts: np.ndarray) -> None:
+    """Try the VMs still on draining hosts once more: later moves may have opened room for them."""
+    stuck = [int(v) for v in np.flatnonzero(np.isin(ws.home, hosts)) if ws.blocker(int(v), "drain") is None]
+    for v in stuck:
+        ws.unskip("vm", ws.vm_name(v))
+    _place_all(ws, stuck)
+
+
+def _place_all(ws: Workspace, order: list[int]) -> None:
+    """Give each VM in ``order`` a target (making room when none has it), or a VM skip."""
     for v in order:
         if ws.moved[v]:
             continue
@@ -63,15 +95,6 @@ def run(ws: Workspace) -> None:
             ws.skip("vm", ws.vm_name(v), found.reason or Reason.NO_FIT, found.detail)
             continue
         _move(ws, (v,), ws.choose((v,), found.mask), "")
-    for h in hosts.tolist():
-        left = ws.vms_on(h)
-        if left.size:
-            stuck = [
-                s for s in ws.skips if s.subject == "vm" and ws.arr.vm_index[s.name] in set(left.tolist())
-            ]
-            first = stuck[0].reason if stuck else Reason.NO_FIT
-            names = ", ".join(f"{s.name} ({s.reason})" for s in stuck[:5])
-            ws.skip("host", ws.host_name(h), first, f"{left.size} VM(s) cannot leave yet: {names}")
 
 
 def _move(ws: Workspace, unit: tuple[int, ...], t: int, why: str) -> None:
@@ -117,38 +140,10 @@ def _drain_group(ws: Workspace, v: int) -> None:
     _move(ws, leaving, ws.choose(leaving, found.mask), f"; with affinity group {g.name!r}")
 
 
-def _room_detail(ws: Workspace, v: int) -> Callable[[Move], str]:
-    why = f"for {ws.vm_name(v)} (drain of {ws.host_name(int(ws.home[v]))})"
-
-    def detail(mv: Move) -> str:
-        return f"makes room on {mv.source} {why}: {mv.cost.total_bytes / GIB:.1f} GiB to copy"
-
-    return detail
-
-
 def _make_room(ws: Workspace, v: int) -> Verdict | None:
-    """Free a host the rules allow for ``v`` by first moving one VM off it; the new verdict, or None."""
-    arr = ws.arr
-    allowed = ws.candidates((v,), "drain", capacity=False).mask
-    if not allowed.any():
+    """Open a host the rules allow for ``v`` by first moving other VMs off it; the new verdict, or None."""
+    opening = room.cheapest(ws, v, "drain")
+    if opening is None:
         return None
-    d = arr.demand[v]
-    missing_v = ws.sig_missing[ws.sig[v]]
-    others = np.flatnonzero(ws.movable("hotspot") & (ws.home >= 0))
-    others = others[allowed[ws.home[others]]]
-    if others.size == 0:
-        return None
-    hu = ws.home[others]
-    room = np.ones(others.size, dtype=bool)
-    for r in range(3):
-        add = d[r] - arr.demand[others, r] + (missing_v[hu] if r == 2 else 0.0)
-        room &= fits(ws.used[hu, r], add, arr.mark[hu, r])
-    others = others[room]
-    order = np.lexsort((others, ws.costs.base[others] + missing_v[ws.home[others]]))
-    for u in others[order][:MAKE_ROOM_TRIES].tolist():
-        found = ws.candidates((u,), "hotspot")
-        if not found.ok:
-            continue
-        ws.move(u, ws.choose((u,), found.mask), Reason.DRAIN, _room_detail(ws, v))
-        return ws.candidates((v,), "drain")
-    return None
+    why = f"drain of {ws.host_name(int(ws.home[v]))}"
+    return ws.candidates((v,), "drain") if room.make(ws, v, opening, Reason.DRAIN, why) else None

@@ -4,31 +4,32 @@ Triggers: an active host with cpu or memory above its high-water mark now *and* 
 ``hold_ticks`` smoothed samples (``host.cpu_history`` / ``memory_history``; a shorter history has not
 persisted). A host above the mark that has not persisted is reported (``not_persisted``).
 
-The problem (bench/exact.py writes it as an ILP; tests hold us within 10 % of its optimum): choose VMs
-on the hot hosts and a target for each so that every hot host ends at or under its mark in each
-resource that persisted over it, every target stays under its marks (cpu, memory, disk) after every
-move, and the total bytes to copy is least. Hosts over a mark when relief starts are not targets of
-relief moves, even once relieved (no churn).
+The problem (bench/exact.py writes it as an integer program; tests hold us within 10 % of its optimum):
+choose moves so that every hot host ends at or under its mark in each resource that persisted over it,
+every target stays under its marks (cpu, memory, disk) after every move, and the total bytes to copy is
+least. Mostly VMs leave the hot hosts; other VMs move only to open room (below). A host over a mark
+takes no VMs until its own relief is planned; then it is a target like any other.
 
 Per host: bytes depend on the target only through the backing files it lacks (cost.py), so each VM is
-priced at its cheapest feasible target and the selection is a minimum-cost cover (cover.py: knapsack
-DP + local search). The chosen VMs are placed hardest first, each on its cheapest target; a VM that no
-longer fits anywhere (earlier placements took the room) makes the rest be re-solved.
+priced at its cheapest feasible target and the selection is a minimum-cost cover (cover.py). The chosen
+VMs are placed hardest first, each on its cheapest target; a VM that no longer fits anywhere (earlier
+placements took the room) makes the rest be re-solved.
 
-Across hosts the order matters (one host's relief can take the room another needs), so a few
-attempts run from the same starting point and the plan keeps the one that relieves most hosts with
-the fewest bytes (ATTEMPTS: hottest first / reverse / failed-first, every order when ≤ 3 hot hosts;
-target ties to least imbalance or tightest fit; and, for 2-6 hot hosts, prices guided by shadow
-prices of target capacity from a Lagrangian relaxation, shadow.py). When 2-6 hot hosts interact (the
-best attempt leaves one hot, or costs more than the sum of each host's cheapest cover alone), a joint
-search takes each host's 8 cheapest covers (cover.cheapest_covers) and places combinations cheapest
-first, keeping the cheapest of the first few that place completely.
+Across hosts the order matters (one host's relief can take the room another needs). With up to
+``GUIDED_MAX_HOSTS`` hot hosts a few attempts run from the same starting point and the plan keeps the
+one that relieves most hosts with the fewest bytes (ATTEMPTS: hottest first / reverse / failed-first,
+every order when ≤ 3 hot hosts; target ties to least imbalance or tightest fit; prices guided by shadow
+prices of target capacity from a Lagrangian relaxation, shadow.py); when they interact, a joint search
+takes each host's cheapest covers (cover.cheapest_covers) and places combinations cheapest first. With
+more hot hosts one pass, hottest first, tightest fit: its cost grows linearly with the hot hosts.
 
-Limits: hotspot and balance share ``max_moves_per_tick``; when the cheapest cover needs more moves than
-are left, the cover with the fewest moves (largest relief first) is used instead, and a host that
-cannot be relieved within the budget is relieved as far as the budget goes (``budget_spent``). A host
-that cannot be brought under its mark at all is left alone (``no_fit``, with why); its VMs that could
-not move are listed as VM skips.
+Making room (room.py): in every round a VM with no target is priced at its cheapest opening (moving
+other VMs off a target first, reason ``make_room``) when that could make a cheaper cover than any
+without it; the cover then decides. The hosts that could not be relieved get a second pass once every
+other host is (and is a target again), and only then are reported.
+
+Limits: none on the number of moves (the executor paces them). A host that cannot be brought under its
+mark even so is left alone (``no_fit``, with why); its VMs that could not move are listed as VM skips.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from collections.abc import Callable
 import numpy as np
 
 from balancer.model import Move
-from balancer.policy import objective
+from balancer.policy import objective, room
 from balancer.policy.arrays import GIB
 from balancer.policy.constraints import feasible_rows
 from balancer.policy.cover import cheapest_covers, min_cost_cover
@@ -79,16 +80,41 @@ def run(ws: Workspace) -> None:
     order, hot = hot_hosts(ws)
     if not order:
         return
-    # a host over its mark when relief starts takes no relief moves, even once relieved (no churn)
+    # a host over its mark takes no VMs until its own relief is planned
     closed = ws.closed.copy()
     ws.closed |= objective.overloaded(ws.used, ws.arr.mark).any(axis=1)
+    failed = _first_pass(ws, order, hot, closed)
+    # second pass: the hosts that failed, once every other host is relieved (and a target again)
+    _relieve_all(ws, failed, hot, "tight", None, closed, report=True)
+    ws.closed = closed
+
+
+def _relieve_all(
+    ws: Workspace,
+    hosts: list[int],
+    hot: np.ndarray,
+    tie: str,
+    lam: np.ndarray | None,
+    closed: np.ndarray,
+    report: bool = False,
+) -> list[int]:
+    """Relieve ``hosts`` in turn (each, once relieved, is a target again unless ``closed``); the failed."""
+    failed = []
+    for h in hosts:
+        if _relieve(ws, h, hot[h], tie, lam, report):
+            ws.closed[h] = closed[h]
+        else:
+            failed.append(h)
+    return failed
+
+
+def _first_pass(ws: Workspace, order: list[int], hot: np.ndarray, closed: np.ndarray) -> list[int]:
+    """Relieve the hot hosts without making room; the ones that could not be relieved, hottest first."""
+    if len(order) > GUIDED_MAX_HOSTS:  # many hot hosts: one pass, linear in their number
+        return _relieve_all(ws, order, hot, "tight", None, closed)
     start = ws.checkpoint()
-    # joint methods (shadow prices, combinations) only pay off when the hosts interact and the budget
-    # lets every hot host be relieved
-    small = len(order) <= GUIDED_MAX_HOSTS
-    bound, moves = _lower_bound(ws, order, hot, start) if small else (0.0, 0)
-    joint = small and len(order) > 1 and moves <= start.budget
-    best: tuple[tuple[int, float, int], Checkpoint] | None = None
+    bound = _lower_bound(ws, order, hot, start)
+    best: tuple[tuple[int, float, int], Checkpoint, list[int]] | None = None
     tried: set[tuple[tuple[int, ...], str]] = set()
     failed: list[int] = []
     lam: np.ndarray | None = None
@@ -96,7 +122,7 @@ def run(ws: Workspace) -> None:
     if len(order) <= PERMUTE_MAX_HOSTS:  # few hot hosts: every order, both tie-breaks
         attempts += [(p, tie) for p in itertools.permutations(order) for tie in ("tight", "imbalance")]
     for n, (hosts, tie) in enumerate(attempts):
-        if small and best is not None and best[0][0] == 0 and best[0][1] <= bound:
+        if best is not None and best[0][0] == 0 and best[0][1] <= bound:
             break  # every host relieved at the sum of their cheapest covers: nothing to gain
         if isinstance(hosts, tuple):
             hosts_order = list(hosts)
@@ -104,26 +130,24 @@ def run(ws: Workspace) -> None:
             hosts_order = failed + [h for h in order if h not in failed]
         else:
             hosts_order = order if hosts == "hottest" else order[::-1]
-        if (tuple(hosts_order), tie) in tried or (tie == "guided" and not joint):
+        if (tuple(hosts_order), tie) in tried or (tie == "guided" and len(order) < 2):
             continue
         tried.add((tuple(hosts_order), tie))
         ws.restore(start)
         if tie == "guided" and lam is None:
             lam = _prices(ws, order, hot, best[0][1] if best and best[0][0] == 0 else np.inf)
-        failed = [
-            h for h in hosts_order if not _relieve(ws, h, hot[h], tie, lam if tie == "guided" else None)
-        ]
+        failed = _relieve_all(ws, hosts_order, hot, tie, lam if tie == "guided" else None, closed)
         spent = sum(m.cost.total_bytes for m in ws.moves[len(start.moves) :])
         score = (len(failed), float(spent), n)
         if best is None or score < best[0]:
-            best = (score, ws.checkpoint())
+            best = (score, ws.checkpoint(), failed)
     assert best is not None
-    if joint and (best[0][0] > 0 or best[0][1] > bound):
-        found = _combinations(ws, order, hot, start)
+    if len(order) > 1 and (best[0][0] > 0 or best[0][1] > bound):
+        found = _combinations(ws, order, hot, start, closed)
         if found is not None and found[0] < best[0][:2]:
-            best = ((*found[0], len(attempts)), found[1])
+            best = ((*found[0], len(attempts)), found[1], [])
     ws.restore(best[1])
-    ws.closed = closed
+    return [h for h in order if h in best[2]]
 
 
 #: (host order, target choice) tried in turn; the plan keeps the attempt that relieves most hosts with
@@ -141,8 +165,9 @@ ATTEMPTS = (
 )
 GUIDED_MAX_HOSTS = 6  # above this many hot hosts the shadow prices cost more time than they save
 PERMUTE_MAX_HOSTS = 3
+ROOM_PRICED = 4  # VMs without a target priced at an opening (room.py) per hot host and round
 COVERS_PER_HOST = 16  # cheapest covers per hot host in the joint search
-COMBINATION_TRIES = 400  # combinations placed at most
+COMBINATION_TRIES = 120  # combinations placed at most
 COMBINATIONS_KEPT = 4  # stop after this many place completely
 
 
@@ -153,22 +178,21 @@ def _host_covers(ws: Workspace, h: int, hot: np.ndarray) -> tuple[np.ndarray, np
     return vs, price, cheapest_covers(ws.arr.demand[vs, :2], excess(ws, h, hot[h]), price, COVERS_PER_HOST)
 
 
-def _lower_bound(ws: Workspace, order: list[int], hot: np.ndarray, start: Checkpoint) -> tuple[float, int]:
-    """Sum of each hot host's cheapest cover alone (no joint plan copies less, shared backing aside),
-    and the moves those covers take."""
+def _lower_bound(ws: Workspace, order: list[int], hot: np.ndarray, start: Checkpoint) -> float:
+    """Sum of each hot host's cheapest cover alone (no joint plan copies less, shared backing aside)."""
     ws.restore(start)
-    total, moves = 0.0, 0
+    total = 0.0
     for h in order:
         vs, rows, bytes_ = candidates(ws, h)
         price = np.where(rows, bytes_, np.inf).min(axis=1) if vs.size else np.zeros(0)
         pick = min_cost_cover(ws.arr.demand[vs, :2], excess(ws, h, hot[h]), price)
         if pick is not None:
-            total, moves = total + float(price[pick].sum()), moves + pick.size
-    return total * (1 + 1e-9), moves
+            total += float(price[pick].sum())
+    return total * (1 + 1e-9)
 
 
 def _combinations(
-    ws: Workspace, order: list[int], hot: np.ndarray, start: Checkpoint
+    ws: Workspace, order: list[int], hot: np.ndarray, start: Checkpoint, closed: np.ndarray
 ) -> tuple[tuple[int, float], Checkpoint] | None:
     """Joint search: per host a few cheapest covers, combinations tried cheapest first (best-first),
     each placed for real; the cheapest in bytes of the first few that place completely is kept."""
@@ -187,7 +211,9 @@ def _combinations(
             break
         _, pick = heapq.heappop(heap)
         ws.restore(start)
-        if all(_place(ws, h, vs[covers[i]]) for (h, vs, _, covers), i in zip(per_host, pick, strict=True)):
+        if all(
+            _place(ws, h, vs[covers[i]], closed) for (h, vs, _, covers), i in zip(per_host, pick, strict=True)
+        ):
             feasible += 1
             spent = float(sum(m.cost.total_bytes for m in ws.moves[len(start.moves) :]))
             if best is None or spent < best[0][1]:
@@ -200,16 +226,18 @@ def _combinations(
     return best
 
 
-def _place(ws: Workspace, h: int, vms: np.ndarray) -> bool:
-    """Move ``vms`` off ``h``, each to its cheapest feasible target (ties: tightest fit)."""
+def _place(ws: Workspace, h: int, vms: np.ndarray, closed: np.ndarray) -> bool:
+    """Move ``vms`` off ``h``, each to its cheapest feasible target (ties: tightest fit); ``h`` is then a
+    target again unless ``closed``."""
     for v in sorted(vms.tolist(), key=lambda v: (-float(ws.arr.demand[v, :2].sum()), v)):
         found = ws.candidates((v,), "hotspot")
-        if not found.ok or not ws.spend():
+        if not found.ok:
             return False
         cost = np.where(found.mask, ws.bytes_rows(np.array([v]))[0], np.inf)
         ws.move(
             v, ws.choose((v,), cost <= cost.min() * (1 + 1e-9), "tight"), Reason.HOTSPOT, _describe(ws, h)
         )
+    ws.closed[h] = closed[h]
     return True
 
 
@@ -223,48 +251,59 @@ def _prices(ws: Workspace, order: list[int], hot: np.ndarray, upper: float) -> n
     return shadow_prices(problems, ws.arr.mark - ws.used, inverse_capacity(ws.arr.cap), upper)
 
 
-def candidates(ws: Workspace, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """VMs on ``h`` that may move for a hotspot and have a target now: indices, (k, H) feasible, bytes."""
+def candidates(ws: Workspace, h: int, keep_all: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """VMs on ``h`` that may move for a hotspot and have a target now (``keep_all``: with or without):
+    indices, (k, H) feasible, bytes."""
     vs = ws.vms_on(h)
     vs = vs[ws.movable("hotspot")[vs]]
     missing = ws.missing_rows(vs)
     rows = feasible_rows(ws, vs, missing)
     bytes_ = ws.costs.base[vs, None] + missing
-    keep = rows.any(axis=1)
+    keep = np.ones(vs.size, dtype=bool) if keep_all else rows.any(axis=1)
     return vs[keep], rows[keep], bytes_[keep]
 
 
-def _relieve(ws: Workspace, h: int, resources: np.ndarray, tie: str, lam: np.ndarray | None = None) -> bool:
-    """Plan the moves that bring ``h`` under its mark; False (and nothing planned) when impossible."""
-    if ws.budget <= 0:
-        ws.skip("host", ws.host_name(h), Reason.BUDGET_SPENT, "max_moves_per_tick spent before this host")
-        return False
-    start = ws.checkpoint()
+def _relieve(
+    ws: Workspace,
+    h: int,
+    resources: np.ndarray,
+    tie: str,
+    lam: np.ndarray | None = None,
+    report: bool = False,
+) -> bool:
+    """Plan the moves that bring ``h`` under its mark; False (and nothing planned) when impossible.
+
+    A VM with no target is priced at its cheapest opening (room.py) and, if chosen, has room made for
+    it first. ``report``: a host that cannot be relieved is reported (host and VM skips).
+    """
+    start = ws.mark()
     need = excess(ws, h, resources)
-    while np.any(need > 0):
-        if ws.budget <= 0:
-            ws.skip("host", ws.host_name(h), Reason.BUDGET_SPENT, f"still {_need_text(need)} over its mark")
-            return False
-        vs, rows, bytes_ = candidates(ws, h)
+    for _ in range(ws.arr.n_vms + 1):  # each round plans at least one move, or gives up
+        if not np.any(need > 0):
+            return True
+        vs, rows, bytes_ = candidates(ws, h, keep_all=True)
         if lam is not None:
             bytes_ = adjusted(bytes_, ws.arr.demand[vs], inverse_capacity(ws.arr.cap), lam)
         cost = np.where(rows, bytes_, np.inf)
         price = cost.min(axis=1)
-        pick = _select(ws.arr.demand[vs, :2], need, price, ws.budget)
+        direct = min_cost_cover(ws.arr.demand[vs, :2], need, price)
+        openings = _openings(ws, vs, need, price, direct)
+        pick = min_cost_cover(ws.arr.demand[vs, :2], need, price) if openings else direct
         if pick is None or pick.size == 0:
-            ws.restore(start)
-            _report_stuck(ws, h, need, vs)
-            return False
+            break
         # place the chosen VMs, hardest (largest share of what must leave) first; when one no longer fits
         # anywhere (earlier placements took the room), re-solve what is still needed
+        planned = len(ws.moves)
         share = (ws.arr.demand[vs[pick], :2] / np.maximum(need, 1e-12))[:, need > 0].sum(axis=1)
         for i in pick[np.lexsort((pick, -share))].tolist():
             v = int(vs[i])
+            if i in openings and not _open(ws, v, h, openings[i]):
+                break
             found = ws.candidates((v,), "hotspot")
             targets = found.mask & (cost[i] <= price[i] * (1 + 1e-9))  # cheapest (shadow-priced when guided)
             if not targets.any():
                 targets = found.mask & (cost[i] <= np.where(found.mask, cost[i], np.inf).min() * (1 + 1e-9))
-            if not targets.any() or not ws.spend():
+            if not targets.any():
                 break
             ws.move(
                 v,
@@ -274,24 +313,38 @@ def _relieve(ws: Workspace, h: int, resources: np.ndarray, tie: str, lam: np.nda
             )
             need = excess(ws, h, resources)
             if not np.any(need > 0):
-                break
-    return True
+                return True
+        if len(ws.moves) == planned:
+            break
+    ws.rollback(start)
+    if report:
+        vs, _, _ = candidates(ws, h)
+        _report_stuck(ws, h, need, vs)
+    return False
 
 
-def _select(demand: np.ndarray, need: np.ndarray, price: np.ndarray, budget: int) -> np.ndarray | None:
-    """The cheapest cover; if it needs more moves than the budget, the cover with the fewest moves."""
-    pick = min_cost_cover(demand, need, price)
-    if pick is None or pick.size <= budget:
-        return pick
-    relief = (np.minimum(demand, need) / np.maximum(need, 1e-12))[:, need > 0].sum(axis=1)
-    order = np.lexsort((price, -relief))
-    total = np.zeros_like(need)
-    for n, i in enumerate(order.tolist(), start=1):
-        total = total + demand[i]
-        if np.all(total >= need * (1 - 1e-9)):
-            few = order[:n]
-            return few if n <= budget else few[:budget]
-    return pick[:budget]
+def _openings(
+    ws: Workspace, vs: np.ndarray, need: np.ndarray, price: np.ndarray, direct: np.ndarray | None
+) -> dict[int, room.Opening]:
+    """Openings (room.py) for the VMs in ``vs`` without a target, their price set in ``price`` (in place).
+
+    Only VMs whose own move costs less than ``direct``, the cheapest cover without any opening, are
+    tried (no cover holding a dearer one can be cheaper), cheapest first, at most ``ROOM_PRICED``.
+    """
+    bound = float(price[direct].sum()) if direct is not None else np.inf
+    lacking = np.flatnonzero(~np.isfinite(price) & (ws.costs.base[vs] < bound))
+    found: dict[int, room.Opening] = {}
+    for i in lacking[np.lexsort((lacking, ws.costs.base[vs[lacking]]))][:ROOM_PRICED].tolist():
+        opening = room.cheapest(ws, int(vs[i]), "hotspot")
+        if opening is not None and opening.bytes < bound:
+            found[i], price[i] = opening, opening.bytes
+    return found
+
+
+def _open(ws: Workspace, v: int, h: int, opening: room.Opening) -> bool:
+    """Make room for ``v`` (leaving hot host ``h``) as ``opening`` says, re-priced on the current state."""
+    found = room.cheapest(ws, v, "hotspot") or opening
+    return room.make(ws, v, found, Reason.HOTSPOT, f"relief of {ws.host_name(h)}")
 
 
 def _describe(ws: Workspace, h: int) -> Callable[[Move], str]:

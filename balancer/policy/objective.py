@@ -38,11 +38,15 @@ def loads(used: np.ndarray, cap: np.ndarray) -> np.ndarray:
 
 def resource_imbalance(load: np.ndarray, active: np.ndarray) -> np.ndarray:
     """(2,) population std-dev of cpu/memory load over the active hosts."""
-    sel = np.ascontiguousarray(load[active].T)  # (2, n): rows reduce faster than strided columns
-    n = sel.shape[1]
+    return row_imbalance(np.ascontiguousarray(load[active].T))  # (2, n): rows reduce faster than columns
+
+
+def row_imbalance(rows: np.ndarray) -> np.ndarray:
+    """(2,) population std-dev of each row of ``rows`` (2, n): the active hosts' cpu and memory loads."""
+    n = rows.shape[1]
     if n < 2:
         return np.zeros(2)
-    dev = sel - sel.mean(axis=1, keepdims=True)  # two passes: exact where the std-dev is near 0
+    dev = rows - rows.mean(axis=1, keepdims=True)  # two passes: exact where the std-dev is near 0
     return np.sqrt(np.einsum("rn,rn->r", dev, dev) / n)
 
 
@@ -83,8 +87,12 @@ class Sums:
 
     @classmethod
     def of(cls, load: np.ndarray, active: np.ndarray) -> Sums:
-        sel = np.ascontiguousarray(load[active].T)  # (2, n): rows reduce faster than strided columns
-        return cls(int(sel.shape[1]), sel.sum(axis=1), np.einsum("rn,rn->r", sel, sel))
+        return cls.of_rows(np.ascontiguousarray(load[active].T))  # (2, n): rows reduce faster
+
+    @classmethod
+    def of_rows(cls, rows: np.ndarray) -> Sums:
+        """From the active hosts' loads as rows (2, n)."""
+        return cls(int(rows.shape[1]), rows.sum(axis=1), np.einsum("rn,rn->r", rows, rows))
 
 
 def after_moves(

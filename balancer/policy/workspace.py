@@ -35,6 +35,24 @@ class Checkpoint:
     skips: tuple[Skip, ...]
     budget: int
     leaving: dict[int, tuple[int, ...]]
+    room_made: dict[int, tuple[int, tuple[int, ...]]]
+    undo: tuple[tuple[int, int, int, np.ndarray], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Mark:
+    """A point to roll back to by undoing the moves planned since (cheaper than a Checkpoint when few
+    moves are planned between: nothing of the size of the cluster is copied)."""
+
+    moves: int
+    skips: int
+    room_made: dict[int, tuple[int, tuple[int, ...]]]
+
+
+#: least-imbalance choice among this many equally cheap targets at most: the ones least loaded once the
+#: VM is there (weighted as the imbalance is); scoring thousands of them per move is most of a drain's
+#: time at 10,000 hosts, and the least loaded is where the imbalance falls most
+SHORTLIST = 256
 
 
 class Workspace:
@@ -55,18 +73,25 @@ class Workspace:
         self.costs = VMCosts.of(arr, bandwidth_mib_s, policy.memory_resend_cap)
         self.rules = constraints.compile_rules(arr, rules, policy, state, now)
         self.weights = np.array([policy.cpu_weight, policy.memory_weight], dtype=np.float64)
+        cap = arr.cap[:, :2]
+        self.inv_cap = np.divide(1.0, cap, out=np.zeros_like(cap), where=cap > 0)  # (H, 2); 0 where none
         self.used = arr.used.copy()
         self.home = arr.home.copy()
         self.present = arr.present.copy()
         self.moved = np.zeros(arr.n_vms, dtype=bool)
         self.closed = np.zeros(arr.n_hosts, dtype=bool)  # hosts a goal declared no longer targets
-        self.budget = policy.max_moves_per_tick
+        self.budget = balance_budget(policy.max_moves_per_tick, int(arr.active.sum()))
         self.moves: list[Move] = []
         self.skips: list[Skip] = []
         self._skipped: set[tuple[str, str]] = set()
         self.load = objective.loads(self.used, arr.cap)
-        self.sums = Sums.of(self.load, arr.active)
-        self.current = objective.imbalance(self.load, arr.active, self.weights)
+        # the active hosts' loads as contiguous rows (2, n), kept in step with ``load`` by move(): the
+        # imbalance after each move is recomputed from them (two passes, no drift) without a gather
+        self.active_at = np.full(arr.n_hosts, -1, dtype=np.int64)
+        self.active_at[arr.active] = np.arange(int(arr.active.sum()))
+        self.active_rows = np.ascontiguousarray(self.load[arr.active].T)
+        self.sums = Sums.of_rows(self.active_rows)
+        self.current = float(objective.combine(objective.row_imbalance(self.active_rows), self.weights))
         self.sigma_before = objective.resource_imbalance(self.load, arr.active)
         self.imbalance_before = self.current
         self.overloaded_before = self.overloaded_hosts()
@@ -79,6 +104,10 @@ class Workspace:
         # VMs leaving each host, in the order they leave: in-flight moves (their VMs still hold the
         # source until they end), then this plan's. A move that fits only once some have gone names
         # them in ``Move.after`` so the executor does not start it earlier (``room_needed``).
+        # room made for a VM (room.py): VM → (target, VMs moved off it for it). Its move onto that target
+        # names them in ``after`` too, so it does not land (over the cpu mark) before they have left
+        self.room_made: dict[int, tuple[int, tuple[int, ...]]] = {}
+        self.undo: list[tuple[int, int, int, np.ndarray]] = []  # per move: VM, source, target, files brought
         self.leaving: dict[int, list[int]] = {}
         for v in np.flatnonzero(arr.in_flight):
             was = arr.host_index.get(arr.vms[v].host, -1)
@@ -129,8 +158,7 @@ class Workspace:
         arr = self.arr
         d = arr.demand[list(unit), :2].sum(axis=0)
         s = int(self.home[unit[0]])
-        cap_t = arr.cap[targets, :2]
-        b = np.divide(d, cap_t, out=np.zeros(cap_t.shape), where=cap_t > 0)
+        b = self.inv_cap[targets] * d
         if s >= 0 and arr.active[s]:
             a = np.divide(d, arr.cap[s, :2], out=np.zeros(2), where=arr.cap[s, :2] > 0)
             src = self.load[s]
@@ -142,7 +170,10 @@ class Workspace:
         """Target among ``mask``: fewest bytes to copy, then (``tie``) least resulting imbalance or
         tightest fit (least room left under the marks: keeps big holes for later moves), then name."""
         targets = np.flatnonzero(mask)
-        total = self.bytes_rows(np.array(unit))[:, targets].sum(axis=0)
+        if len(unit) == 1:
+            total = self.costs.base[unit[0]] + self.sig_missing[self.sig[unit[0]], targets]
+        else:
+            total = self.bytes_rows(np.array(unit))[:, targets].sum(axis=0)
         cheap = targets[total <= total.min() * (1 + 1e-9)]
         if cheap.size == 1:
             return int(cheap[0])
@@ -150,6 +181,10 @@ class Workspace:
             d = self.arr.demand[list(unit), :2].sum(axis=0)
             room = (self.arr.mark[cheap, :2] - self.used[cheap, :2] - d) / self.arr.cap[cheap, :2]
             return int(cheap[int(np.argmin(room.min(axis=1)))])
+        if cheap.size > SHORTLIST:  # a large fleet: the least loaded after the move are the candidates
+            d = self.arr.demand[list(unit), :2].sum(axis=0)
+            key = (self.load[cheap] + self.inv_cap[cheap] * d) @ self.weights
+            cheap = np.sort(cheap[np.argpartition(key, SHORTLIST)[:SHORTLIST]])
         after = self.imbalance_after(unit, cheap)
         return int(cheap[int(np.argmin(after))])
 
@@ -168,6 +203,9 @@ class Workspace:
         missing = float(self.sig_missing[self.sig[v], t])
         cost = self.costs.move_cost(v, missing)
         after = self.room_needed(v, t)
+        made = self.room_made.pop(v, (-1, ()))
+        if made[0] == t:
+            after += tuple(self.vm_name(u) for u in made[1] if self.vm_name(u) not in after)
         src_before, tgt_before, before = self.load[s].copy(), self.load[t].copy(), self.current
         self.used[s] -= arr.demand[v]
         self.used[t] += arr.demand[v]
@@ -180,9 +218,13 @@ class Workspace:
         self.home[v] = t
         self.moved[v] = True
         self.leaving.setdefault(s, []).append(v)
+        self.undo.append((v, s, t, new))
         self.load[[s, t]] = objective.loads(self.used[[s, t]], arr.cap[[s, t]])
-        self.sums = Sums.of(self.load, arr.active)  # recomputed, not updated: no drift over many moves
-        self.current = objective.imbalance(self.load, arr.active, self.weights)
+        for h in (s, t):
+            if self.active_at[h] >= 0:
+                self.active_rows[:, self.active_at[h]] = self.load[h]
+        self.sums = Sums.of_rows(self.active_rows)  # recomputed, not updated: no drift over many moves
+        self.current = float(objective.combine(objective.row_imbalance(self.active_rows), self.weights))
         mv = Move(
             vm=self.vm_name(v),
             source=self.host_name(s),
@@ -231,8 +273,14 @@ class Workspace:
         assert subject in ("vm", "host", "plan")
         self.skips.append(Skip(subject=subject, name=name, reason=reason, detail=detail))  # type: ignore[arg-type]
 
+    def unskip(self, subject: str, name: str) -> None:
+        """Forget the skip of a VM, host or the plan (it is being tried again)."""
+        if (subject, name) in self._skipped:
+            self._skipped.discard((subject, name))
+            self.skips = [s for s in self.skips if (s.subject, s.name) != (subject, name)]
+
     def spend(self) -> bool:
-        """Take one move from the hotspot/balance budget; False when it is spent."""
+        """Take one move from the balance budget; False when it is spent."""
         if self.budget <= 0:
             return False
         self.budget -= 1
@@ -249,15 +297,49 @@ class Workspace:
             skips=tuple(self.skips),
             budget=self.budget,
             leaving={h: tuple(vs) for h, vs in self.leaving.items()},
+            room_made=dict(self.room_made),
+            undo=tuple(self.undo),
         )
 
     def restore(self, cp: Checkpoint) -> None:
         arrays = tuple(a.copy() for a in cp.arrays)
         self.used, self.home, self.present, self.moved, self.closed, self.sig_missing, self.load = arrays
         self.sums, self.current, self.budget = cp.sums, cp.current, cp.budget
+        self.active_rows = np.ascontiguousarray(self.load[self.arr.active].T)
         self.moves, self.skips = list(cp.moves), list(cp.skips)
         self.leaving = {h: list(vs) for h, vs in cp.leaving.items()}
+        self.room_made = dict(cp.room_made)
+        self.undo = list(cp.undo)
         self._skipped = {(s.subject, s.name) for s in cp.skips}
+
+    def mark(self) -> Mark:
+        return Mark(len(self.moves), len(self.skips), dict(self.room_made))
+
+    def rollback(self, mark: Mark) -> None:
+        """Undo the moves planned since ``mark`` (latest first) and the skips recorded since."""
+        arr, touched = self.arr, set()
+        while len(self.moves) > mark.moves:
+            self.moves.pop()
+            v, s, t, new = self.undo.pop()
+            self.used[s] += arr.demand[v]
+            self.used[t] -= arr.demand[v]
+            if new.size:
+                self.present[t, new] = False
+                self.used[t, 2] -= arr.path_bytes[new].sum()
+                self.sig_missing[:, t] = self.sig_bytes @ (~self.present[t]).astype(np.float64)
+            self.home[v] = s
+            self.moved[v] = False
+            self.leaving[s].pop()
+            touched |= {s, t}
+        for h in sorted(touched):
+            self.load[h] = objective.loads(self.used[[h]], arr.cap[[h]])[0]
+            if self.active_at[h] >= 0:
+                self.active_rows[:, self.active_at[h]] = self.load[h]
+        self.sums = Sums.of_rows(self.active_rows)
+        self.current = float(objective.combine(objective.row_imbalance(self.active_rows), self.weights))
+        del self.skips[mark.skips :]
+        self._skipped = {(sk.subject, sk.name) for sk in self.skips}
+        self.room_made = dict(mark.room_made)
 
     def to_plan(self) -> Plan:
         sigma = objective.resource_imbalance(self.load, self.arr.active)
@@ -272,6 +354,11 @@ class Workspace:
             overloaded_before=self.overloaded_before,
             overloaded_after=self.overloaded_hosts(),
         )
+
+
+def balance_budget(per_100_hosts: int, active_hosts: int) -> int:
+    """Balance moves one plan may make: ``policy.max_moves_per_tick`` per 100 active hosts (started)."""
+    return per_100_hosts * max(1, -(-active_hosts // 100))
 
 
 def _change(before: np.ndarray, after: np.ndarray) -> LoadChange:

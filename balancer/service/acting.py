@@ -177,11 +177,12 @@ class Acting:
 
 
 def drain_closure(plan: Plan) -> set[int]:
-    """Indices of the drain moves and of every move a drain move waits for (its ``after``), transitively:
-    a drain request approves the moves that make its room too."""
+    """Indices of the drain moves (a ``make_room`` move serving a drain carries ``drain`` in its flags)
+    and of every move a drain move waits for (its ``after``), transitively: a drain request approves
+    the moves that make its room too."""
     index_of = {m.vm: i for i, m in enumerate(plan.moves)}
     out: set[int] = set()
-    todo = [i for i, m in enumerate(plan.moves) if m.reason == Reason.DRAIN]
+    todo = [i for i, m in enumerate(plan.moves) if Reason.DRAIN in (m.reason, *m.flags)]
     while todo:
         i = todo.pop()
         if i in out:

@@ -43,8 +43,8 @@ def test_vm_too_big_for_any_host_is_skipped_with_sizes_named() -> None:
     assert skip.name == "huge" and skip.reason == Reason.NO_MEMORY
     assert "huge needs 100.0 GiB memory" in skip.detail
     assert skip.detail.endswith(
-        "largest free under the mark on an eligible host is 54.4 GiB (b)"
-    )  # 64 × 0.85
+        "largest free under the mark on an eligible host is 54.4 GiB (c)"
+    )  # 64 × 0.85, as the drain leaves things: b took "small"
     host_skip = next(s for s in p.skips if s.subject == "host" and s.name == "a")
     assert host_skip.reason == Reason.NO_MEMORY and "huge" in host_skip.detail
 
@@ -58,11 +58,13 @@ def test_swap_like_drain_moves_a_blocker_out_of_the_way_first() -> None:
     )
     p = plan(snap, PlannerState(), PlanArgs(), NOW)
     assert [(m.vm, m.source, m.target, m.reason) for m in p.moves] == [
-        ("A", "t1", "t2", Reason.DRAIN),
+        ("A", "t1", "t2", Reason.MAKE_ROOM),
         ("B", "d", "t1", Reason.DRAIN),
     ]
-    assert "makes room on t1 for B" in p.moves[0].detail
-    assert p.moves[1].after == ()  # 20 + 40 GiB fit t1's 64 GiB: B need not wait for A to leave
+    assert "makes room on t1 for B (drain of d)" in p.moves[0].detail
+    assert p.moves[0].flags == (Reason.DRAIN,)  # serves a drain: started without approval (recommend)
+    # 20 + 40 GiB fit t1's 64 GiB, but not under its 54.4 GiB mark: B waits for A to leave
+    assert p.moves[1].after == ("A",)
     # executable in order: each target within its mark at its turn
     state, cur = PlannerState(), snap
     for m in p.moves:

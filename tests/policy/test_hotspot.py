@@ -42,12 +42,14 @@ def test_overload_that_has_not_persisted_is_only_reported() -> None:
     assert plan(hot_cluster((15.0,) * 4), PlannerState(), longer, NOW).moves == ()
 
 
-def test_budget_limits_relief_and_says_so() -> None:
-    args = PlanArgs(policy=PolicyArgs(min_improvement=1.0, max_moves_per_tick=1))
-    p = plan(hot_cluster((15.0,) * 3), PlannerState(), args, NOW)
-    # the cheapest cover (a + b) needs 2 moves; with 1 left, the cheapest single VM that covers 2.2 cores
-    assert [(m.vm, m.reason) for m in p.moves] == [("d", Reason.HOTSPOT)]
-    assert not [s for s in p.skips if s.reason == Reason.BUDGET_SPENT and s.subject == "host"]
+def test_relief_is_complete_whatever_the_balance_budget() -> None:
+    for budget in (0, 1):
+        args = PlanArgs(policy=PolicyArgs(min_improvement=1.0, max_moves_per_tick=budget))
+        p = plan(hot_cluster((15.0,) * 3), PlannerState(), args, NOW)
+        # the cheapest cover (a + b) takes 2 moves: the budget is balance's only
+        assert sorted((m.vm, m.reason) for m in p.moves) == [("a", Reason.HOTSPOT), ("b", Reason.HOTSPOT)]
+        assert p.overloaded_after == ()
+        assert not [s for s in p.skips if s.reason == Reason.BUDGET_SPENT and s.subject == "host"]
 
 
 def test_prefers_targets_holding_the_backing_file() -> None:

@@ -8,7 +8,7 @@ from balancer.model import PlannerState
 from balancer.policy import PlanArgs, plan
 from balancer.policy.args import PolicyArgs
 from balancer.reasons import Reason
-from bench.exact import drain_optimum, hotspot_optimum, random_instance
+from bench.exact import optimum, random_instance
 from tests.policy.oracle import apply, usable, used
 
 # no balance moves (a 100 % cut is never reached) and no budget: the exact problem has neither
@@ -24,7 +24,7 @@ def instance(seed: int):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("seed", SEEDS)
 def test_hotspot_bytes_within_ten_percent_of_the_optimum(seed: int) -> None:
     snap = instance(seed)
-    exact = hotspot_optimum(snap, PlannerState(), ARGS, 0.0, limit_s=60)
+    exact = optimum(snap, PlannerState(), ARGS, 0.0, limit_s=60)
     p = plan(snap, PlannerState(), ARGS, 0.0)
     ours = [m for m in p.moves if m.reason == Reason.HOTSPOT]
     if exact.status != "optimal":
@@ -44,7 +44,7 @@ def test_hotspot_bytes_within_ten_percent_of_the_optimum(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_drain_bytes_within_ten_percent_of_the_optimum(seed: int) -> None:
     snap = random_instance(seed, 6 + seed, 30 + 5 * seed, kind="drain", hot=1)
-    exact = drain_optimum(snap, PlannerState(), ARGS, 0.0, limit_s=60)
+    exact = optimum(snap, PlannerState(), ARGS, 0.0, limit_s=60)
     p = plan(snap, PlannerState(), ARGS, 0.0)
     if exact.status != "optimal":
         pytest.skip(f"exact solver: {exact.status}")

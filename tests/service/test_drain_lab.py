@@ -29,11 +29,10 @@ def lab_config(lab: Lab, tmp_path: Path, **extra: Any) -> Config:
     data: dict[str, Any] = yaml.safe_load(lab.config_yaml(cpus=1.0, memory_mib=2048))
     data.update(
         {
-            "automation": "auto",
+            "automation": "recommend",  # drains only: their moves start at once, nothing else moves
             "collection": {"interval_seconds": 2, "window": 1, "host_timeout_seconds": 5},
             "limits": {"bandwidth_mib_s": 200, "host_bandwidth_mib_s": 400},
             "executor": {"memory_headroom_mib": 32, "backing_verify": "size"},
-            "policy": {"max_moves_per_tick": 0},  # drains only: nothing else moves in this test
             "store": {"url": f"sqlite:///{tmp_path}/balancer.db"},
             "api": {"listen": f"127.0.0.1:{free_port()}", "tokens": [{"name": "ops", "token": TOKEN}]},
             "service": {"shutdown_grace_seconds": 0},
