@@ -82,6 +82,7 @@ class Reason(StrEnum):
     TARGET_DISK_EXISTS = "target_disk_exists"
     UNSUPPORTED_DISK = "unsupported_disk"
     NO_PROGRESS = "no_progress"
+    SOURCE_STOPPED = "source_stopped"  # the VM stopped on the source mid-migration (its owner, a crash)
 
 
 #: Order in which the executor admits moves: lower runs first.

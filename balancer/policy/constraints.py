@@ -75,7 +75,7 @@ class Rules:
     excluded: dict[int, str]
     quarantined: dict[int, str]
     cooldown: dict[int, str]
-    left: dict[int, np.ndarray]  # VM → host indices it left within the cooldown window
+    left: dict[int, np.ndarray]  # VM → host indices it left (or that refused it) within the cooldown
     pinned: dict[int, np.ndarray]  # VM → (H,) allowed hosts
     required: dict[int, tuple[np.ndarray, str]]  # VM → (H,) hosts with the required labels, rule text
     preferred: dict[int, np.ndarray]  # VM → (H,) hosts with the preferred labels
@@ -105,6 +105,10 @@ def compile_rules(
         if vi is None:
             continue
         age_min = (now - pm.finished_at) / 60.0
+        if pm.refused:  # nothing was tried: not the VM's fault, but do not ask that target again soon
+            if age_min < policy.cooldown_minutes and pm.target in arr.host_index:
+                left_sets.setdefault(vi, set()).add(arr.host_index[pm.target])
+            continue
         if not pm.succeeded and age_min < policy.quarantine_minutes:
             quarantined[vi] = (
                 f"{pm.vm}: migration {pm.source}→{pm.target} failed {age_min:.0f} min ago "
@@ -288,7 +292,7 @@ def verdict(
                 return Verdict(
                     mask,
                     Reason.COOLDOWN,
-                    f"{ws.vm_name(v)} would go back to a host it left within the cooldown",
+                    f"{ws.vm_name(v)} would go to a host it left, or that refused it, within the cooldown",
                 )
         bad, rule_names = anti_forbidden(ws, v, unit)
         if bad.size:
