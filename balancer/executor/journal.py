@@ -5,10 +5,12 @@ States (``model.MoveState``) and the transitions allowed between them::
     queued ─► prechecking ─► copying_backing ─► migrating ─► verifying ─► succeeded
        │            │               │                │            │
        └────────────┴───────────────┴────────────────┴────────────┴──► failed | aborted | needs_attention
+                    └──► refused
 
 A skip (the precondition no longer holds: VM gone or already on the target) ends as ``aborted``
-with the skip's reason as outcome: nothing was tried, so it must not count as a failed migration.
-Recovery may move any unfinished record to any final state.
+with the skip's reason as outcome, and a pre-check that refuses the move as ``refused``: nothing
+was tried, so neither counts as a failed migration. Recovery may move any unfinished record to any
+final state, and a ``needs_attention`` record to another final state once the hosts settle it.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ class JournalStore(Protocol):
     def save_record(self, rec: MigrationRecord) -> Any: ...
     def get_record(self, id: str) -> MigrationRecord: ...
     def unfinished_records(self) -> Sequence[MigrationRecord]: ...
+    def records_needing_attention(self) -> Sequence[MigrationRecord]: ...
 
 
 S = MoveState
 _FINAL = (S.SUCCEEDED, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION)
 ALLOWED: dict[MoveState, tuple[MoveState, ...]] = {
     S.QUEUED: (S.PRECHECKING, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION),
-    S.PRECHECKING: (S.COPYING_BACKING, S.MIGRATING, *_FINAL),
+    S.PRECHECKING: (S.COPYING_BACKING, S.MIGRATING, *_FINAL, S.REFUSED),
     S.COPYING_BACKING: (S.MIGRATING, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION),
     S.MIGRATING: (S.VERIFYING, *_FINAL),
     S.VERIFYING: _FINAL,
@@ -104,9 +107,10 @@ class Journal:
     ) -> MigrationRecord:
         """Transition ``rec`` to ``state`` (validated), stamping times; saved before returning.
 
-        ``recovering``: recovery may end any unfinished record in any final state.
+        ``recovering``: recovery may end any unfinished record in any final state, and settle a
+        ``needs_attention`` record in another one.
         """
-        if recovering and not rec.state.final and state.final:
+        if recovering and state.final and (not rec.state.final or rec.state == S.NEEDS_ATTENTION):
             pass
         else:
             check_transition(rec.state, state)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from balancer.executor import admission
 from balancer.executor.args import ExecutorArgs, LimitArgs
+from balancer.executor.artifacts import BackingRegistry, registry_for
 from balancer.executor.events import EventSink, Finished, Outcome, OutcomeStatus, Waiting, discard
 from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import HypervisorFactory
@@ -52,6 +53,7 @@ class Runner:
         sink: EventSink = discard,
         snapshot: Callable[[], Snapshot | None] | None = None,
         rule_check: RuleCheck | None = None,
+        registry: BackingRegistry | None = None,
     ) -> None:
         self.args = executor
         self.limits = limits
@@ -59,6 +61,8 @@ class Runner:
         self.endpoints = dict(endpoints)
         self.sink = sink
         self.journal = Journal(store, sink)
+        # what moves create on targets; pass the same one to recovery (default: the store's ledger)
+        self.registry = registry if registry is not None else registry_for(store)
         self._snapshot = snapshot
         self._rule_check = rule_check
         self._cv = threading.Condition()
@@ -203,7 +207,9 @@ class Runner:
                 with contextlib.suppress(KeyError):
                     incoming += snap.vm(name).memory_bytes
         check = CheckContext(self.args, tuple(self.endpoints), snap, self._rule_check, incoming)
-        return MoveEnv(self.args, self.hypervisors, self.endpoints, self.journal, self.sink, check)
+        return MoveEnv(
+            self.args, self.hypervisors, self.endpoints, self.journal, self.sink, check, self.registry
+        )
 
     def _work(self, item: _Item) -> None:
         outcome: Outcome | None = None

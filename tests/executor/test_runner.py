@@ -107,7 +107,10 @@ def test_failed_migration_removes_what_it_created_on_the_target(sim, sim_endpoin
     assert out.record.error_code == 9 and "unexpectedly failed" in (out.record.error_message or "")
     assert sim.where("a") == [("h1", "running")]
     assert sim.hosts["h3"].volumes.keys() == set()  # overlay and the copied base both gone
-    assert out.record.created_volumes == ()
+    made = ("/var/lib/libvirt/base/base.raw", "/var/lib/libvirt/images/a.qcow2")
+    assert out.record.created_volumes == made  # listed before they were created, base first
+    assert set(out.record.removed_volumes) == set(made)
+    assert store.target_volumes() == ()  # the ledger lists nothing of the move any more
 
 
 def test_precheck_skip_and_fail_are_distinct(sim, sim_endpoints, store) -> None:
@@ -123,12 +126,22 @@ def test_precheck_skip_and_fail_are_distinct(sim, sim_endpoints, store) -> None:
         Reason.VM_ALREADY_ON_TARGET,
         MoveState.ABORTED,
     )
+    # refused by a pre-check: nothing was tried, so no quarantine
     assert (b.status, b.reason, b.record.state) == (
-        OutcomeStatus.FAILED,
+        OutcomeStatus.REFUSED,
         Reason.TARGET_NO_MEMORY,
-        MoveState.FAILED,
+        MoveState.REFUSED,
     )
-    assert (c.status, c.reason) == (OutcomeStatus.FAILED, Reason.TARGET_UNKNOWN)
+    assert (c.status, c.reason, c.record.state) == (
+        OutcomeStatus.REFUSED,
+        Reason.TARGET_UNKNOWN,
+        MoveState.REFUSED,
+    )
+    # not quarantined: the planner only keeps b off the targets that refused it
+    assert [(p.vm, p.target, p.succeeded, p.refused) for p in store.recent_moves(0.0)] == [
+        ("b", "h3", False, True),
+        ("b", "h9", False, True),
+    ]
 
 
 def test_limits_hold_at_every_instant(sim, sim_endpoints, store) -> None:
@@ -212,3 +225,19 @@ def test_a_move_needing_room_starts_only_after_the_move_that_makes_it(sim, sim_e
     assert spans["y"][0] >= spans["x"][1], spans  # y started after x's migration ended
     waits = [e for e in events if isinstance(e, Waiting) and e.record_id == second.id]
     assert [w.reason for w in waits] == [Reason.WAIT_FOR_ROOM]
+
+
+def test_bytes_copied_are_journaled_while_the_migration_runs(sim, sim_endpoints, store) -> None:
+    # so a record recovered after this process died still says what libvirt had sent
+    sim.add_vm("a", "h1")
+    sim.behaviour.seconds = 3.0
+    r = runner(sim, sim_endpoints, store)
+    (rec,) = r.submit([move("a", "h1", "h2")])
+    seen = wait_for(
+        "bytes in the journal mid-migration",
+        lambda: (x := store.get_record(rec.id)).state == MoveState.MIGRATING and x.disk_bytes > 0 and x,
+        10,
+        every=0.05,
+    )
+    (out,) = r.wait([rec.id], timeout=10)
+    assert out.ok and 0 < seen.disk_bytes <= out.record.disk_bytes
