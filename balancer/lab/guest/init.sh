@@ -31,7 +31,7 @@ CONSOLE=$(arg console 0)
 [ "$DISK" -le "$WINDOW" ] || WINDOW=$DISK
 [ "$BURN" -le 100 ] || BURN=100
 
-# The owner's console: `poweroff` there powers the guest off at once, as an owner shutting it down
+# The owner's console: `poweroff` there powers the guest off (2 s after answering), as an owner shutting it down
 # from inside would (libvirt's own shutdown waits for a running migration job to end).
 if [ "$CONSOLE" = 1 ]; then
   stty -F /dev/ttyS1 clocal -echo 2>/dev/null  # no carrier on a virtual port: do not wait for one
@@ -39,6 +39,7 @@ if [ "$CONSOLE" = 1 ]; then
     if [ "$cmd" = poweroff ]; then
       echo "LABGUEST poweroff from the console"
       echo "ran poweroff" >/dev/ttyS1
+      sleep 2  # the answer reaches whoever typed it before the port goes away
       poweroff -f
     fi
   done </dev/ttyS1 &
