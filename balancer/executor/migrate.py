@@ -72,7 +72,8 @@ class MoveRun:
         self.t0 = env.clock()
         self._created: list[str] = []
         self._notes: list[str] = []  # what provisioning and cleanups did, kept in the final detail
-        self._saved_at = self._progress_at = self.t0
+        self._saved_at = -FIGURES_EVERY_S  # the first figures are journaled at once
+        self._progress_at = self.t0
         self._backing_bytes = 0
         self._removed: list[str] = []  # of the volumes this move created, those removed
 
@@ -170,6 +171,8 @@ class MoveRun:
         except backing.ProvisionError as exc:
             facts = EndFacts(S.COPYING_BACKING, problem=exc.reason, problem_detail=exc.message)
             return self._conclude(classify(facts), exc.error, src, dst, dom)
+        if plan.why_full:
+            prov.notes.insert(0, f"copying whole disks: {plan.why_full}")
         for n in prov.notes:
             self._note(n)
         self._notes = [*self._notes, *prov.notes]
