@@ -207,7 +207,10 @@ def _chain_alloc(src: VolumeFacts, d: DiskFacts) -> int:
 
 @dataclass(frozen=True)
 class Provisioning:
-    """How ``provision`` works for one move: its journal id, the registry, the proof asked for."""
+    """How ``provision`` works for one move: its journal id, the registry, the proof asked for.
+
+    The caller holds each backing file of the plan in the registry (one hold each) while it runs.
+    """
 
     record_id: str
     registry: BackingRegistry
@@ -271,7 +274,7 @@ def _use_existing(
                 Reason.BACKING_UNAVAILABLE,
                 f"{step.path} on {host} is an unfinished copy of move {row.record_id}, never proven complete",
             )
-        gone = remove_move_volumes([step.path], dst, registry, row.record_id)
+        gone = remove_move_volumes([step.path], dst, registry, row.record_id, own_holds=1)
         how.on_cleanup(gone)
         if step.path not in gone.removed:
             raise ProvisionError(

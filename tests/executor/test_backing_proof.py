@@ -13,6 +13,9 @@ import pytest
 from exec_simcluster import BASE, SimCluster
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
+from balancer.executor.artifacts import registry_for
+from balancer.executor.backing import Provisioning, StoragePlan, plan_storage, provision
+from balancer.executor.cleanup import Cleanup
 from balancer.executor.events import OutcomeStatus
 from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.journal import Journal, new_record
@@ -155,3 +158,25 @@ def test_a_short_copy_is_removed_at_once_and_never_recorded_complete(sim, sim_en
     assert out.record.created_volumes == (BASE, OVERLAY) and out.record.removed_volumes == (BASE,)
     assert f"removed on h3: {BASE}" in out.detail
     assert store.target_volumes() == ()  # the overlay is the VM's now; the base never was complete
+
+
+def test_a_leftover_met_while_provisioning_is_replaced_under_the_moves_own_hold(sim, store) -> None:  # type: ignore[no-untyped-def]
+    # the pre-check's sweep usually removes it first; here it shows up after (or the sweep could
+    # not reach the host): provisioning removes it itself, though its own move holds the path
+    dom = sim.add_vm("a", "h1")
+    killed_mid_copy(sim, store, "h3", S.ABORTED)
+    src, dst = sim.hypervisor("h1"), sim.hypervisor("h3")
+    paths = (BASE, OVERLAY)
+    plan = plan_storage(
+        dom, {p: src.volume(p) for p in paths}, dst.pools(), {p: dst.volume(p) for p in paths}, "auto"
+    )
+    assert isinstance(plan, StoragePlan) and plan.backing[0].present
+    registry = registry_for(store)
+    registry.hold("h3", BASE, +1)  # as MoveRun does for every backing file of its plan
+    removed: list[Cleanup] = []
+    done = provision(
+        plan, src, dst, Provisioning("new", registry, "size", lambda _p: None, on_cleanup=removed.append)
+    )
+    assert (done.copy, done.created) == ("incremental", [BASE, OVERLAY])
+    assert digest(sim, "h3") == digest(sim, "h1")
+    assert [c.removed for c in removed] == [(BASE,)]
