@@ -277,10 +277,14 @@ class Lab:
                     if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                         raise
                 else:
-                    if dom.isActive():
-                        dom.destroy()
-                    if dom.isPersistent():
-                        dom.undefine()
+                    try:
+                        if dom.isActive():
+                            dom.destroy()
+                        if dom.isPersistent():
+                            dom.undefine()
+                    except libvirt.libvirtError as exc:  # it left meanwhile (a migration ending)
+                        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                            raise
                 storage.delete_volume(conn, "images", f"{name}.qcow2")
             for log in (serial_log_path(name), f"/var/log/libvirt/qemu/{name}.log"):
                 self.layout.host_path(host, log).unlink(missing_ok=True)
