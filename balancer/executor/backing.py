@@ -34,6 +34,7 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from balancer.errors import LibvirtErrorInfo, MigrationError
@@ -294,11 +295,19 @@ def _use_existing(
     if recorded and how.verify == "size":
         return f"reused {step.path} on {host} (recorded complete, unchanged since)"
     # sha256 asked for, or a file we never recorded (an image cache's, or one rewritten since):
-    # prove it equal to the source's, whatever backing_verify says.
-    theirs = _sha256(dst, there, registry)
+    # prove it equal to the source's, whatever backing_verify says. Both are read at once (two
+    # hosts, two libvirtds); moves to other targets wait for the source's digest instead of
+    # reading the same file again.
     source = src.volume(step.path)
-    if source is None or theirs != _sha256(src, source, registry):
-        raise ProvisionError(Reason.BACKING_UNAVAILABLE, f"target's {step.path} differs from the source's")
+    if source is None:
+        raise ProvisionError(Reason.BACKING_UNAVAILABLE, f"{step.path} is gone from {src.name}")
+    with ThreadPoolExecutor(1, thread_name_prefix=f"sha256-{src.name}") as pool:
+        ours = pool.submit(_sha256_locked, src, source, registry)
+        theirs = _sha256(dst, there, registry)
+        if theirs != ours.result():
+            raise ProvisionError(
+                Reason.BACKING_UNAVAILABLE, f"target's {step.path} differs from the source's"
+            )
     if not recorded:
         registry.verified(host, there, how.record_id, theirs)
         return f"reused {step.path} on {host} (proven equal by sha256, now recorded complete)"
@@ -341,6 +350,14 @@ def _drop_partial(path: str, dst: Hypervisor, how: Provisioning, done: Provision
     if path in gone.removed:
         done.created.remove(path)
         done.copied_backing.remove(path)
+
+
+def _sha256_locked(hv: Hypervisor, vol: VolumeFacts, registry: BackingRegistry) -> str:
+    # a lock of its own, taken last and holding no other: the caller holds its target's lock on
+    # the same path, and a move the other way round holds this host's (one lock per (host, path)
+    # would let two such moves wait for each other)
+    with registry.lock(f"sha256 {hv.name}", vol.path):
+        return _sha256(hv, vol, registry)
 
 
 def _sha256(hv: Hypervisor, vol: VolumeFacts, registry: BackingRegistry, fresh: bool = False) -> str:

@@ -55,6 +55,8 @@ class Behaviour:
     fail_with: str | None = None
     hang: bool = False  # never finishes on its own (stall / no progress)
     short_writes: bool = False  # volume uploads store only half of what they are sent
+    read_seconds: float = 0.0  # how long a volume download takes
+    lookup_seconds: float = 0.0  # how long a volume look-up takes
 
 
 class SimCluster:
@@ -150,6 +152,7 @@ class SimHypervisor:
         return list(self.h.pools.values())
 
     def volume(self, path: str) -> VolumeFacts | None:
+        time.sleep(self.c.behaviour.lookup_seconds)
         v = self.h.volumes.get(path)
         return None if v is None else v.facts
 
@@ -180,6 +183,7 @@ class SimHypervisor:
     def read_volume(self, path: str, length: int) -> Iterator[bytes]:
         data = self.h.volumes[path].data[:length]
         self.c.reads[(self.name, path)] += 1
+        time.sleep(self.c.behaviour.read_seconds)
         for i in range(0, len(data), MIB):
             yield data[i : i + MIB]
 

@@ -180,3 +180,20 @@ def test_a_leftover_met_while_provisioning_is_replaced_under_the_moves_own_hold(
     assert (done.copy, done.created) == ("incremental", [BASE, OVERLAY])
     assert digest(sim, "h3") == digest(sim, "h1")
     assert [c.removed for c in removed] == [(BASE,)]
+
+
+def test_two_moves_the_other_way_round_prove_the_same_base_without_waiting_for_each_other(
+    sim, sim_endpoints, store
+) -> None:  # type: ignore[no-untyped-def]
+    # a on h1 -> h2 while b on h2 -> h1: each proves the base it finds on its target against its
+    # source, which is the other's target; neither may wait for the other's lock on that file.
+    # Slow look-ups make both hold their target's lock before either reads its source.
+    sim.add_vm("a", "h1")
+    sim.add_vm("b", "h2")
+    sim.behaviour.read_seconds = 0.2
+    sim.behaviour.lookup_seconds = 0.2
+    r = Runner(args("sha256"), LimitArgs(**{"global": 2}), sim.hypervisor, store, sim_endpoints)
+    recs = r.submit([move("a", "h1", "h2"), move("b", "h2", "h1")])
+    outs = r.wait([x.id for x in recs], timeout=30)
+    assert len(outs) == 2 and all(o.ok for o in outs), [o.detail for o in outs]
+    assert all("proven equal by sha256" in o.detail for o in outs)
