@@ -79,19 +79,15 @@ def reconcile(
     if rec.state.final and rec.state != S.NEEDS_ATTENTION:
         return rec
     if rec.state == S.QUEUED:
-        return journal.finish(
-            rec, S.ABORTED, Reason.SHUTDOWN, None, "never started: the balancer stopped while it was queued",
-            recovering=True,
-        )  # fmt: skip
+        why = "never started: the balancer stopped while it was queued"
+        return journal.finish(rec, S.ABORTED, Reason.SHUTDOWN, None, why, recovering=True)
     try:
         src, dst = hypervisors(rec.source), hypervisors(rec.target)
     except KeyError as exc:
         if rec.state == S.NEEDS_ATTENTION:
             return rec
-        return journal.finish(
-            rec, S.NEEDS_ATTENTION, Reason.NEEDS_ATTENTION, None,
-            f"recovery: host {exc} is no longer configured (was {was})", recovering=True,
-        )  # fmt: skip
+        why = f"recovery: host {exc} is no longer configured (was {was})"
+        return journal.finish(rec, S.NEEDS_ATTENTION, Reason.NEEDS_ATTENTION, None, why, recovering=True)
     ref = rec.vm_uuid or rec.vm
     if rec.state == S.NEEDS_ATTENTION:
         reached = S.MIGRATING if rec.target_domain else S.COPYING_BACKING
@@ -101,10 +97,10 @@ def reconcile(
         seen = settle(src, dst, ref, args.settle_seconds, args.recovery_wait_seconds, args.poll_seconds)
     ending = classify(EndFacts(reached, seen, recovering=True))
     cleaned = _clean(rec, ending, src, dst, registry, args)
-    for c in cleaned:
-        journal.sink(Note(rec.id, rec.vm, None, f"recovery: {c.describe()}"))
-    removed = tuple(p for c in cleaned if c.host == dst.name for p in c.removed)
     lines = [c.describe() for c in cleaned if c.describe()]
+    for line in lines:
+        journal.sink(Note(rec.id, rec.vm, None, f"recovery: {line}"))
+    removed = tuple(p for c in cleaned if c.host == dst.name for p in c.removed)
     if ending.state == S.NEEDS_ATTENTION and rec.state == S.NEEDS_ATTENTION:
         if not removed:
             return rec  # still for a human; nothing changed
