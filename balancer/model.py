@@ -310,13 +310,18 @@ class Plan:
 
 @dataclass(frozen=True)
 class PastMove:
-    """A migration that finished (or failed) recently: feeds cooldown, quarantine and anti-ping-pong."""
+    """A migration that finished (or failed) recently: feeds cooldown, quarantine and anti-ping-pong.
+
+    ``refused``: the target's pre-check refused it (nothing was tried): no quarantine, but the VM
+    is steered away from that target for the cooldown.
+    """
 
     vm: str
     source: str
     target: str
     finished_at: float
     succeeded: bool
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -329,7 +334,7 @@ class PlannerState:
 
 
 class MoveState(StrEnum):
-    """Journal states of one migration. The last four are final."""
+    """Journal states of one migration. The last five are final."""
 
     QUEUED = "queued"
     PRECHECKING = "prechecking"
@@ -340,6 +345,7 @@ class MoveState(StrEnum):
     FAILED = "failed"
     ABORTED = "aborted"
     NEEDS_ATTENTION = "needs_attention"
+    REFUSED = "refused"  # a pre-check refused the move: nothing was tried, the VM is not quarantined
 
     @property
     def final(self) -> bool:
@@ -347,7 +353,7 @@ class MoveState(StrEnum):
 
 
 _FINAL_STATES = frozenset(
-    {MoveState.SUCCEEDED, MoveState.FAILED, MoveState.ABORTED, MoveState.NEEDS_ATTENTION}
+    {MoveState.SUCCEEDED, MoveState.FAILED, MoveState.ABORTED, MoveState.NEEDS_ATTENTION, MoveState.REFUSED}
 )
 
 
@@ -423,10 +429,36 @@ class MigrationRecord:
     error_domain: int | None = None
     error_message: str | None = None
     detail: str = ""
-    created_volumes: tuple[str, ...] = ()  # volumes pre-created on the target (removed on failure)
+    # What the move creates on the target, listed before it is created: volumes (files of storage
+    # pools) and, from ``migrating`` on, the incoming domain libvirt defines there (its UUID).
+    created_volumes: tuple[str, ...] = ()
+    target_domain: str = ""
+    removed_volumes: tuple[str, ...] = ()  # of created_volumes, those its cleanups removed
     epoch: int = 0  # the leader term that owns the record: only a writer holding that epoch may change it
     drain_id: int | None = None  # the drain request this move serves (an undrain withdraws it while queued)
 
     @property
     def priority(self) -> int:
         return priority_of(self.reason)
+
+
+@dataclass(frozen=True)
+class TargetVolume:
+    """A volume a move created on a target host, as the store keeps it until it is removed or handed over.
+
+    ``provisional`` from just before the volume is created until it is proven: a backing file
+    becomes ``verified`` (its content is complete and equal to the source's: ``sha256``,
+    ``length``, ``capacity`` and the ``mtime`` libvirt reported then); a VM's disk stops being
+    listed once the VM runs on it. ``record_id`` names the move that created or proved it.
+    """
+
+    host: str
+    path: str
+    kind: Literal["backing", "disk"]
+    state: Literal["provisional", "verified"]
+    record_id: str
+    updated_at: float
+    sha256: str = ""
+    length: int = 0
+    capacity: int = 0
+    mtime: str = ""

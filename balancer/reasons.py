@@ -83,6 +83,7 @@ class Reason(StrEnum):
     TARGET_DISK_EXISTS = "target_disk_exists"
     UNSUPPORTED_DISK = "unsupported_disk"
     NO_PROGRESS = "no_progress"
+    SOURCE_STOPPED = "source_stopped"  # the VM stopped on the source mid-migration (its owner, a crash)
 
     # -- the control plane: why a move was withdrawn or handed over ------------------------
     DRAIN_CANCELLED = "drain_cancelled"  # an undrain withdrew the queued moves of its drain

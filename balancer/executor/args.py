@@ -94,9 +94,14 @@ class ExecutorArgs(BaseModel):
     )
     backing_verify: Literal["sha256", "size"] = Field(
         "sha256",
-        description="How a backing file on the target is proven equal to the source's: sha256 streams both "
-        "through libvirt (exact, costs a read of each, once per host and file while the service runs: "
-        "base images are immutable); size compares capacity and allocation only.",
+        description="How much a backing file's copy on a target is checked. Whatever this says, a file "
+        "is used only once proven complete: the executor records a copy complete only after it was "
+        "streamed whole (and checked as below), an interrupted copy is never used, and a file it did "
+        "not record itself (an image cache's) is compared with the source's by sha256 before use. "
+        "sha256: also re-reads each copy on the target and compares it with the source's, and compares "
+        "a recorded file with the source's by sha256 once per host and file while the service runs "
+        "(costs a read of each; base images are immutable). size: trusts a recorded file while its "
+        "length, capacity and modification time are unchanged, and checks a fresh copy by its length.",
     )
     settle_seconds: float = Field(
         30.0,

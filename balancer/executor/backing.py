@@ -5,11 +5,16 @@ never for an incremental copy, so the executor prepares the target itself (Nova'
 ``pre_live_migration``):
 
 * **incremental** (VIR_MIGRATE_NON_SHARED_INC, only the overlay travels): every backing file of
-  the disk's chain must be on the target, in the pool whose directory holds its path. One already
-  there is reused after proving it equal (size, and sha256 of both streamed through libvirt); a
-  missing one is copied from the source with ``download``/``upload`` volume streams, hashed while
-  streaming and verified by re-reading it on the target. Then the overlay is pre-created with the
-  same ``<backingStore>`` path and format and the same virtual size, and its chain is checked.
+  the disk's chain must be on the target, in the pool whose directory holds its path, complete and
+  equal to the source's. A missing one is copied from the source with ``download``/``upload``
+  volume streams, hashed while streaming (with ``backing_verify: sha256`` also re-read on the
+  target and compared), and only then recorded complete in the ledger (``artifacts``). One already
+  there is used only when the ledger records it complete and it is unchanged since (with
+  ``sha256``, also once per process equal by sha256 to the source's), or when a sha256 of both
+  proves it equal (an image cache's file; then it is recorded). An interrupted copy is never
+  used: it is removed and copied again once its move is over, and refused (whole disks copied
+  instead) while its move may still be running. Then the overlay is pre-created with the same
+  ``<backingStore>`` path and format and the same virtual size, and its chain is checked.
   An incremental copy onto a disk without its backing file "succeeds" while the base's data reads
   as zeros on the target; the chain check makes that impossible here.
 * **full** (VIR_MIGRATE_NON_SHARED_DISK): when a backing file cannot be provided, when
@@ -18,20 +23,23 @@ never for an incremental copy, so the executor prepares the target itself (Nova'
 
 A target without a pool for a disk's directory fails the pre-check ``no_storage_pool`` (define a
 dir pool on the target for that directory, e.g. ``virsh pool-define-as images dir --target DIR``).
-Volumes the executor creates are journaled at once, so an abort, a failure or recovery can remove
-exactly those; a copied backing file only when nothing on the target uses it.
+Every volume the executor creates is written to the ledger and the journal *before* it is created,
+so an abort, a failure or recovery can remove exactly those (``cleanup``); a copied backing file
+only when nothing on the target uses it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from balancer.errors import LibvirtErrorInfo, MigrationError
+from balancer.executor.artifacts import BackingRegistry
+from balancer.executor.cleanup import Cleanup, remove_move_volumes
 from balancer.executor.facts import (
     ChainLink,
     CopyKind,
@@ -47,14 +55,15 @@ from balancer.reasons import Reason
 
 @dataclass(frozen=True)
 class BackingStep:
-    """One backing file the target needs; ``reuse`` when a same-sized file is already there."""
+    """One backing file the target needs; ``present`` when a file of that name is already there (used
+    only once proven, see ``provision``)."""
 
     path: str
     format: str
     pool: str
     length: int  # bytes of the file (what a copy streams)
     capacity: int
-    reuse: bool
+    present: bool
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class StoragePlan:
         for d in self.disks:
             need[d.pool] += d.bytes_to_copy
         for b in self.backing:
-            if not b.reuse:
+            if not b.present:
                 need[b.pool] += b.length
         return dict(need)
 
@@ -113,44 +122,6 @@ class ProvisionError(Exception):
     def __init__(self, reason: Reason, message: str, error: LibvirtErrorInfo | None = None) -> None:
         self.reason, self.message, self.error = reason, message, error
         super().__init__(message)
-
-
-class _BackingRegistry:
-    """Process-wide: one copier per (host, path), and which moves rely on a backing file right now."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self.users: Counter[tuple[str, str]] = Counter()
-        self._digests: dict[tuple[str, str, int], str] = {}
-
-    def lock(self, host: str, path: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault((host, path), threading.Lock())
-
-    def hold(self, host: str, path: str, delta: int) -> None:
-        with self._guard:
-            self.users[(host, path)] += delta
-
-    # A backing file's sha256, remembered per (host, path, size): a base image is immutable once
-    # written (Nova names them by content), so proving it equal on a target once is enough, instead
-    # of streaming both copies through libvirt before every migration that reuses it. Forgotten
-    # when we delete or write the file ourselves.
-    def digest(self, host: str, path: str, length: int) -> str | None:
-        with self._guard:
-            return self._digests.get((host, path, length))
-
-    def remember(self, host: str, path: str, length: int, digest: str) -> None:
-        with self._guard:
-            self._digests[(host, path, length)] = digest
-
-    def forget(self, host: str, path: str) -> None:
-        with self._guard:
-            for key in [k for k in self._digests if k[:2] == (host, path)]:
-                del self._digests[key]
-
-
-REGISTRY = _BackingRegistry()
 
 
 def plan_storage(
@@ -235,27 +206,35 @@ def _chain_alloc(src: VolumeFacts, d: DiskFacts) -> int:
     return src.capacity if d.backing else src.allocation
 
 
-def provision(
-    plan: StoragePlan,
-    src: Hypervisor,
-    dst: Hypervisor,
-    verify: str,
-    on_created: Callable[[str], None],
-    on_bytes: Callable[[int], None] = lambda _n: None,
-) -> Provisioned:
+@dataclass(frozen=True)
+class Provisioning:
+    """How ``provision`` works for one move: its journal id, the registry, the proof asked for.
+
+    The caller holds each backing file of the plan in the registry (one hold each) while it runs.
+    """
+
+    record_id: str
+    registry: BackingRegistry
+    verify: str  # ExecutorArgs.backing_verify: sha256 | size
+    on_created: Callable[[str], None]  # called *before* a volume is created (write-ahead)
+    on_bytes: Callable[[int], None] = lambda _n: None
+    on_cleanup: Callable[[Cleanup], None] = lambda _c: None  # what removing a leftover or partial did
+
+
+def provision(plan: StoragePlan, src: Hypervisor, dst: Hypervisor, how: Provisioning) -> Provisioned:
     """Make the target ready for ``plan`` (falling back to full when a backing file cannot be provided)."""
     done = Provisioned(plan.copy)
     disks = plan.disks
     if plan.copy == "incremental":
         try:
             for step in reversed(plan.backing):  # deepest first
-                _ensure_backing(step, src, dst, verify, on_created, on_bytes, done)
+                _ensure_backing(step, src, dst, how, done)
         except ProvisionError as exc:
             done.notes.append(f"backing file not provided ({exc.message}); copying whole disks")
             done.copy = "full"
             disks = tuple(_as_full(d) for d in disks)
     for d in disks:
-        _create_disk(d, dst, on_created, done)
+        _create_disk(d, dst, how, done)
     return done
 
 
@@ -264,70 +243,131 @@ def _as_full(d: DiskStep) -> DiskStep:
 
 
 def _ensure_backing(
-    step: BackingStep,
-    src: Hypervisor,
-    dst: Hypervisor,
-    verify: str,
-    on_created: Callable[[str], None],
-    on_bytes: Callable[[int], None],
-    done: Provisioned,
+    step: BackingStep, src: Hypervisor, dst: Hypervisor, how: Provisioning, done: Provisioned
 ) -> None:
-    with REGISTRY.lock(dst.name, step.path):
+    with how.registry.lock(dst.name, step.path):
         try:
             there = dst.volume(step.path)
             if there is not None:
-                if not _same(step, src, dst, there, verify):
-                    raise ProvisionError(
-                        Reason.BACKING_UNAVAILABLE, f"target's {step.path} differs from the source's"
-                    )
-                done.notes.append(f"reused {step.path} on {dst.name}")
-                return
-            name = os.path.basename(step.path)
-            REGISTRY.forget(dst.name, step.path)
-            dst.create_volume(step.pool, name, step.length, "raw", None)
-            on_created(step.path)
-            done.created.append(step.path)
-            done.copied_backing.append(step.path)
-            digest = hashlib.sha256()
-            sent = dst.write_volume(
-                step.path, _tap(src.read_volume(step.path, step.length), digest, on_bytes), step.length
-            )
-            done.backing_bytes += sent
-            REGISTRY.remember(src.name, step.path, step.length, digest.hexdigest())
-            copied = dst.volume(step.path)
-            if sent != step.length or copied is None or copied.physical != step.length:
-                raise ProvisionError(Reason.BACKING_UNAVAILABLE, f"copy of {step.path} has the wrong size")
-            if verify == "sha256" and _sha256(dst, step.path, step.length) != digest.hexdigest():
-                raise ProvisionError(
-                    Reason.BACKING_UNAVAILABLE, f"copy of {step.path} does not match the source"
-                )
-            done.notes.append(
-                f"copied {step.path} to {dst.name}: {sent} bytes, sha256 {digest.hexdigest()[:16]}"
-            )
+                note = _use_existing(step, there, src, dst, how)
+                if note:
+                    done.notes.append(note)
+                    return
+            _copy(step, src, dst, how, done)
         except MigrationError as exc:
+            _drop_partial(step.path, dst, how, done)
             raise ProvisionError(Reason.BACKING_UNAVAILABLE, str(exc), exc.info) from exc
         except ProvisionError:
-            if step.path in done.copied_backing:  # our own partial copy: nothing else can use it yet
-                _delete_quietly(dst, step.path)
-                done.created.remove(step.path)
-                done.copied_backing.remove(step.path)
+            _drop_partial(step.path, dst, how, done)
             raise
 
 
-def _same(step: BackingStep, src: Hypervisor, dst: Hypervisor, there: VolumeFacts, verify: str) -> bool:
+def _use_existing(
+    step: BackingStep, there: VolumeFacts, src: Hypervisor, dst: Hypervisor, how: Provisioning
+) -> str:
+    """Whether the file already on the target may be used: a note saying why, or "" after removing
+    a leftover of an interrupted copy (then the caller copies). Raises ProvisionError to refuse it."""
+    registry, host = how.registry, dst.name
+    row = registry.row(host, step.path)
+    if row is not None and row.state == "provisional":
+        if not registry.is_leftover(row):
+            raise ProvisionError(
+                Reason.BACKING_UNAVAILABLE,
+                f"{step.path} on {host} is an unfinished copy of move {row.record_id}, never proven complete",
+            )
+        gone = remove_move_volumes([step.path], dst, registry, row.record_id, own_holds=1)
+        how.on_cleanup(gone)
+        if step.path not in gone.removed:
+            raise ProvisionError(
+                Reason.BACKING_UNAVAILABLE,
+                f"{step.path} on {host} is an interrupted copy that could not be removed: {gone.describe()}",
+            )
+        return ""
     if (there.capacity, there.physical) != (step.capacity, step.length):
-        return False
-    return verify != "sha256" or _sha256(src, step.path, step.length) == _sha256(dst, step.path, step.length)
+        raise ProvisionError(
+            Reason.BACKING_UNAVAILABLE, f"target's {step.path} differs in size from the source's"
+        )
+    recorded = row is not None and (row.length, row.capacity, row.mtime) == (
+        there.physical,
+        there.capacity,
+        there.mtime,
+    )
+    if recorded and how.verify == "size":
+        return f"reused {step.path} on {host} (recorded complete, unchanged since)"
+    # sha256 asked for, or a file we never recorded (an image cache's, or one rewritten since):
+    # prove it equal to the source's, whatever backing_verify says. Both are read at once (two
+    # hosts, two libvirtds); moves to other targets wait for the source's digest instead of
+    # reading the same file again.
+    source = src.volume(step.path)
+    if source is None:
+        raise ProvisionError(Reason.BACKING_UNAVAILABLE, f"{step.path} is gone from {src.name}")
+    with ThreadPoolExecutor(1, thread_name_prefix=f"sha256-{src.name}") as pool:
+        ours = pool.submit(_sha256_locked, src, source, registry)
+        theirs = _sha256(dst, there, registry)
+        if theirs != ours.result():
+            raise ProvisionError(
+                Reason.BACKING_UNAVAILABLE, f"target's {step.path} differs from the source's"
+            )
+    if not recorded:
+        registry.verified(host, there, how.record_id, theirs)
+        return f"reused {step.path} on {host} (proven equal by sha256, now recorded complete)"
+    return f"reused {step.path} on {host} (sha256 equal to the source's)"
 
 
-def _sha256(hv: Hypervisor, path: str, length: int) -> str:
-    known = REGISTRY.digest(hv.name, path, length)
+def _copy(step: BackingStep, src: Hypervisor, dst: Hypervisor, how: Provisioning, done: Provisioned) -> None:
+    """Stream the source's file into a new volume; record it complete only once that is proven."""
+    registry, host = how.registry, dst.name
+    registry.forget(host, step.path)
+    registry.intend(host, step.path, "backing", how.record_id)
+    how.on_created(step.path)
+    dst.create_volume(step.pool, os.path.basename(step.path), step.length, "raw", None)
+    done.created.append(step.path)
+    done.copied_backing.append(step.path)
+    digest = hashlib.sha256()
+    sent = dst.write_volume(
+        step.path, _tap(src.read_volume(step.path, step.length), digest, how.on_bytes), step.length
+    )
+    done.backing_bytes += sent
+    copied = dst.volume(step.path)
+    if sent != step.length or copied is None or copied.physical != step.length:
+        raise ProvisionError(Reason.BACKING_UNAVAILABLE, f"copy of {step.path} has the wrong size")
+    if how.verify == "sha256" and _sha256(dst, copied, registry, fresh=True) != digest.hexdigest():
+        raise ProvisionError(Reason.BACKING_UNAVAILABLE, f"copy of {step.path} does not match the source")
+    registry.verified(host, copied, how.record_id, digest.hexdigest())
+    registry.remember(host, copied, digest.hexdigest())
+    done.notes.append(
+        f"copied {step.path} to {host}: {sent} bytes, sha256 {digest.hexdigest()[:16]}, recorded complete"
+    )
+
+
+def _drop_partial(path: str, dst: Hypervisor, how: Provisioning, done: Provisioned) -> None:
+    """Remove our own unproven copy after a failed attempt (nothing else can use it yet)."""
+    if path not in done.copied_backing:
+        how.registry.release(dst.name, path, how.record_id)  # not created (or not by us)
+        return
+    gone = remove_move_volumes([path], dst, how.registry, how.record_id, own_holds=1)
+    how.on_cleanup(gone)
+    if path in gone.removed:
+        done.created.remove(path)
+        done.copied_backing.remove(path)
+
+
+def _sha256_locked(hv: Hypervisor, vol: VolumeFacts, registry: BackingRegistry) -> str:
+    # a lock of its own, taken last and holding no other: the caller holds its target's lock on
+    # the same path, and a move the other way round holds this host's (one lock per (host, path)
+    # would let two such moves wait for each other)
+    with registry.lock(f"sha256 {hv.name}", vol.path):
+        return _sha256(hv, vol, registry)
+
+
+def _sha256(hv: Hypervisor, vol: VolumeFacts, registry: BackingRegistry, fresh: bool = False) -> str:
+    known = None if fresh else registry.digest(hv.name, vol)
     if known is not None:
         return known
     digest = hashlib.sha256()
-    for chunk in hv.read_volume(path, length):
+    for chunk in hv.read_volume(vol.path, vol.physical):
         digest.update(chunk)
-    REGISTRY.remember(hv.name, path, length, digest.hexdigest())
+    registry.remember(hv.name, vol, digest.hexdigest())
     return digest.hexdigest()
 
 
@@ -338,11 +378,16 @@ def _tap(chunks: Iterable[bytes], digest: hashlib._Hash, on_bytes: Callable[[int
         yield chunk
 
 
-def _create_disk(d: DiskStep, dst: Hypervisor, on_created: Callable[[str], None], done: Provisioned) -> None:
+def _create_disk(d: DiskStep, dst: Hypervisor, how: Provisioning, done: Provisioned) -> None:
+    how.registry.intend(dst.name, d.path, "disk", how.record_id)
+    how.on_created(d.path)
     try:
         vol = dst.create_volume(d.pool, os.path.basename(d.path), d.capacity, d.format, d.backing)
-        on_created(d.path)
-        done.created.append(d.path)
+    except MigrationError as exc:
+        how.registry.release(dst.name, d.path, how.record_id)  # not created: the path is not ours
+        raise ProvisionError(Reason.PROVISION_FAILED, str(exc), exc.info) from exc
+    done.created.append(d.path)
+    try:
         if d.backing is not None:
             _verify_chain(vol, d, dst)
     except MigrationError as exc:
@@ -361,67 +406,3 @@ def _verify_chain(vol: VolumeFacts, d: DiskStep, dst: Hypervisor) -> None:
         raise ProvisionError(
             Reason.PROVISION_FAILED, f"backing file {d.backing.path} is missing on {dst.name}"
         )
-
-
-def _delete_quietly(hv: Hypervisor, path: str) -> str | None:
-    REGISTRY.forget(hv.name, path)
-    try:
-        hv.delete_volume(path)
-        return None
-    except MigrationError as exc:
-        return f"{path}: {exc}"
-
-
-def remove_created(
-    created: Iterable[str], copied_backing: Iterable[str], dst: Hypervisor, own_hold: bool = False
-) -> list[str]:
-    """Roll back the target: our pre-created disks, copied backing files only if unused; returns problems."""
-    problems: list[str] = []
-    backing = set(copied_backing)
-    try:
-        in_use = dst.paths_in_use()
-    except MigrationError as exc:
-        return [f"cannot list domains on {dst.name}: {exc}"]
-    for path in reversed(list(created)):  # overlays were created after their backing files
-        if path in in_use:
-            problems.append(f"{path} is used by a domain on {dst.name}; kept")
-            continue
-        held = REGISTRY.users[(dst.name, path)] > int(own_hold)
-        if path in backing and (held or _backs_something(dst, path)):
-            problems.append(f"{path} backs other volumes on {dst.name}; kept")
-            continue
-        if (err := _delete_quietly(dst, path)) is not None:
-            problems.append(err)
-    return problems
-
-
-def _backs_something(hv: Hypervisor, path: str) -> bool:
-    try:
-        return bool(hv.volumes_backed_by(path))
-    except MigrationError:
-        return True  # when in doubt, keep it
-
-
-def remove_source_disks(disk_paths: Iterable[str], src: Hypervisor) -> tuple[list[str], list[str]]:
-    """After a verified success: delete the VM's own top images on the source (never a backing file)."""
-    removed: list[str] = []
-    problems: list[str] = []
-    try:
-        in_use = src.paths_in_use()
-    except MigrationError as exc:
-        return [], [f"cannot list domains on {src.name}: {exc}"]
-    for path in disk_paths:
-        if path in in_use or _backs_something(src, path):
-            problems.append(f"{path} is still used on {src.name}; kept")
-            continue
-        try:
-            if src.volume(path) is None:
-                continue
-        except MigrationError as exc:
-            problems.append(f"{path}: {exc}")
-            continue
-        if (err := _delete_quietly(src, path)) is None:
-            removed.append(path)
-        else:
-            problems.append(err)
-    return removed, problems

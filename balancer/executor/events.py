@@ -22,6 +22,7 @@ class OutcomeStatus(StrEnum):
     FAILED = "failed"
     ABORTED = "aborted"
     SKIPPED = "skipped"  # a precondition no longer held (VM gone, already on the target): nothing tried
+    REFUSED = "refused"  # a pre-check refused the move (no memory or disk, rule...): nothing tried
     NEEDS_ATTENTION = "needs_attention"
 
 

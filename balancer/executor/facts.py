@@ -78,10 +78,16 @@ class DomainFacts:
     arch: str = ""
     machine: str = ""
     virt_type: str = ""
+    state_reason: str = ""  # libvirt's reason for the state: destroyed, shutdown, crashed, migrated...
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    def describe_state(self) -> str:
+        """``shutoff (destroyed)``: the state with libvirt's reason for it, when known."""
+        known = self.state_reason and self.state_reason != "unknown"
+        return f"{self.state} ({self.state_reason})" if known else self.state
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class VolumeFacts:
     physical: int
     format: str
     backing: ChainLink | None = None
+    mtime: str = ""  # last modification, as libvirt reports it ("seconds.nanoseconds"); "" if unknown
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from typing import Any, Protocol
 
 import libvirt
@@ -27,7 +28,7 @@ from balancer.executor.facts import (
     PoolFacts,
     VolumeFacts,
 )
-from balancer.executor.xmlfacts import domain_facts, volume_backing, volume_format, volume_xml
+from balancer.executor.xmlfacts import domain_facts, volume_backing, volume_format, volume_mtime, volume_xml
 
 CHUNK = 1 << 20
 NO_DOMAIN = libvirt.VIR_ERR_NO_DOMAIN
@@ -42,6 +43,23 @@ _STATE = {
     libvirt.VIR_DOMAIN_CRASHED: "crashed",
     libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
 }
+
+# libvirt's reason for a domain's state (virDomainShutoffReason, virDomainPausedReason, ...), by state.
+_REASONS: dict[int, tuple[str, ...]] = {
+    libvirt.VIR_DOMAIN_RUNNING: (
+        "unknown", "booted", "migrated", "restored", "from snapshot", "unpaused",
+        "migration canceled", "save canceled", "wakeup", "crashed", "postcopy", "postcopy failed",
+    ),
+    libvirt.VIR_DOMAIN_PAUSED: (
+        "unknown", "user", "migration", "save", "dump", "ioerror", "watchdog", "from snapshot",
+        "shutting down", "snapshot", "crashed", "starting up", "postcopy", "postcopy failed",
+    ),
+    libvirt.VIR_DOMAIN_SHUTOFF: (
+        "unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from snapshot",
+        "daemon",
+    ),
+    libvirt.VIR_DOMAIN_CRASHED: ("unknown", "panicked"),
+}  # fmt: skip
 
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors still raise; no stderr noise
 
@@ -218,7 +236,7 @@ class LibvirtHypervisor:
         with _mapped(f"look up {name_or_uuid} on {self.name}", self.name):
             try:
                 dom = self._dom(conn, name_or_uuid)
-                state = dom.state()[0]
+                state, why = dom.state()
                 xml = dom.XMLDesc(0)
                 job = _has_job(dom) if dom.isActive() else False
                 persistent = dom.isPersistent() == 1
@@ -226,7 +244,9 @@ class LibvirtHypervisor:
                 if exc.get_error_code() == NO_DOMAIN:
                     return None
                 raise
-        return domain_facts(xml, _STATE.get(state, str(state)), persistent, job)
+        facts = domain_facts(xml, _STATE.get(state, str(state)), persistent, job)
+        reasons = _REASONS.get(state, ())
+        return replace(facts, state_reason=reasons[why] if 0 <= why < len(reasons) else str(why))
 
     def cpu_compatible(self, dom: DomainFacts) -> bool:
         if not dom.cpu_xml or dom.cpu_mode == "host-passthrough":
@@ -431,6 +451,7 @@ def _volume_facts(vol: libvirt.virStorageVol) -> VolumeFacts:
         physical=physical,
         format=volume_format(xml),
         backing=volume_backing(xml),
+        mtime=volume_mtime(xml),
     )
 
 

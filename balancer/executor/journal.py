@@ -5,15 +5,18 @@ States (``model.MoveState``) and the transitions allowed between them::
     queued ─► prechecking ─► copying_backing ─► migrating ─► verifying ─► succeeded
        │            │               │                │            │
        └────────────┴───────────────┴────────────────┴────────────┴──► failed | aborted | needs_attention
+                    └──► refused
 
 A skip (the precondition no longer holds: VM gone or already on the target) ends as ``aborted``
-with the skip's reason as outcome: nothing was tried, so it must not count as a failed migration.
-Recovery may move any unfinished record to any final state.
+with the skip's reason as outcome, and a pre-check that refuses the move as ``refused``: nothing
+was tried, so neither counts as a failed migration. Recovery may move any unfinished record to any
+final state, and a ``needs_attention`` record to another final state once the hosts settle it.
 
 Every write is a compare-and-set in the store, fenced by the leader lease (``Store.journal(fence)``):
 it lands only while the record is still in the state this process last wrote and is owned by this
 leader's term. Otherwise the store raises ``RecordChanged`` (an undrain withdrew a queued move, a newer
-leader adopted the record) or ``LeaseLost``, and the caller stops: a final record is never rewritten.
+leader adopted the record) or ``LeaseLost``, and the caller stops: a final record is never rewritten
+(``needs_attention`` aside, which a leader may settle later).
 """
 
 from __future__ import annotations
@@ -50,13 +53,14 @@ class JournalStore(Protocol):
 
     def get_record(self, record_id: str) -> MigrationRecord: ...
     def unfinished_records(self) -> Sequence[MigrationRecord]: ...
+    def records_needing_attention(self) -> Sequence[MigrationRecord]: ...
 
 
 S = MoveState
 _FINAL = (S.SUCCEEDED, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION)
 ALLOWED: dict[MoveState, tuple[MoveState, ...]] = {
     S.QUEUED: (S.PRECHECKING, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION),
-    S.PRECHECKING: (S.COPYING_BACKING, S.MIGRATING, *_FINAL),
+    S.PRECHECKING: (S.COPYING_BACKING, S.MIGRATING, *_FINAL, S.REFUSED),
     S.COPYING_BACKING: (S.MIGRATING, S.FAILED, S.ABORTED, S.NEEDS_ATTENTION),
     S.MIGRATING: (S.VERIFYING, *_FINAL),
     S.VERIFYING: _FINAL,
@@ -124,9 +128,10 @@ class Journal:
     ) -> MigrationRecord:
         """Transition ``rec`` to ``state`` (validated), stamping times; saved before returning.
 
-        ``recovering``: recovery may end any unfinished record in any final state.
+        ``recovering``: recovery may end any unfinished record in any final state, and settle a
+        ``needs_attention`` record in another one.
         """
-        if recovering and not rec.state.final and state.final:
+        if recovering and state.final and (not rec.state.final or rec.state == S.NEEDS_ATTENTION):
             pass
         else:
             check_transition(rec.state, state)

@@ -1,12 +1,14 @@
-"""One move end to end: pre-checks, target storage, migrateToURI3 under a cap, polling, verify, cleanup.
+"""One move end to end: pre-checks, target storage, the migrate call under a cap, verify, cleanup.
 
 ``MoveRun(record, move, env, control).run() -> Outcome``. The journal is written before each step
-(``prechecking``, ``copying_backing``, ``migrating``, ``verifying``) and at the end. The blocking
-migrate call runs in its own thread on its own connection; this thread polls the job every
-``poll_seconds``, feeds ``convergence.decide`` and applies what it returns. The outcome comes from
-fresh look-ups on both hosts, never from the migrate call alone. On success the source's own disk
-images are removed (``source_cleanup``); otherwise the volumes pre-created on the target are, once
-the target has no domain using them. Nothing here powers off, destroys or undefines a domain.
+(``prechecking``, ``copying_backing``, ``migrating``, ``verifying``) and at the end; every volume
+is listed in the journal and the ledger before it is created, and the bytes copied are journaled
+as they grow, so recovery finds both if this process dies. The pre-check phase first removes
+leftovers of earlier moves on the target (``cleanup.sweep_leftovers``); a pre-check that refuses
+the move ends it ``refused`` (nothing tried: no quarantine). The migrate call and its watch live in
+``watch.py``; how the move ended is decided by ``ending.classify`` from fresh looks at both hosts,
+never from the migrate call alone, and what it made is then removed, kept or handed over to the VM
+as the ending says (``cleanup``). Nothing here powers off, destroys or undefines a domain.
 """
 
 from __future__ import annotations
@@ -15,22 +17,26 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from balancer.errors import LibvirtErrorInfo, MigrationError
 from balancer.executor import backing, convergence
 from balancer.executor.args import ExecutorArgs
+from balancer.executor.artifacts import BackingRegistry
+from balancer.executor.cleanup import Cleanup, remove_move_volumes, remove_source_disks, sweep_leftovers
+from balancer.executor.ending import EndFacts, Ending, TargetFate, classify
 from balancer.executor.events import EventSink, Note, Outcome, OutcomeStatus, Progress
-from balancer.executor.facts import MigrationEndpoint, MigrationRequest
+from balancer.executor.facts import DomainFacts, MigrationEndpoint, MigrationRequest
 from balancer.executor.hypervisor import Hypervisor
 from balancer.executor.journal import Journal
 from balancer.executor.prechecks import CheckContext, CheckResult, run_prechecks
-from balancer.executor.verify import Placement, Sighting, settle
+from balancer.executor.verify import settle
+from balancer.executor.watch import CallResult, WatchContext, watch_migration
 from balancer.model import MigrationRecord, Move, MoveState
 from balancer.reasons import Reason
 
 S = MoveState
+FIGURES_EVERY_S = 2.0  # how often bytes copied are journaled while they grow (one small write)
 
 
 @dataclass
@@ -55,6 +61,7 @@ class MoveEnv:
     journal: Journal
     sink: EventSink
     check: CheckContext
+    registry: BackingRegistry
     clock: Callable[[], float] = time.monotonic
 
 
@@ -62,11 +69,13 @@ class MoveRun:
     def __init__(self, rec: MigrationRecord, move: Move, env: MoveEnv, control: Control | None = None):
         self.rec, self.move, self.env = rec, move, env
         self.control = control or Control()
-        self.samples: list[convergence.JobSample] = []
         self.t0 = env.clock()
         self._created: list[str] = []
-        self.stuck = False  # the migrate call outlived abortJob by more than settle_seconds
-        self._notes: list[str] = []  # what provisioning did, kept in the final detail
+        self._notes: list[str] = []  # what provisioning and cleanups did, kept in the final detail
+        self._saved_at = -FIGURES_EVERY_S  # the first figures are journaled at once
+        self._progress_at = self.t0
+        self._backing_bytes = 0
+        self._removed: list[str] = []  # of the volumes this move created, those removed
 
     # -- journal helpers ------------------------------------------------------------
     def _to(self, state: MoveState, **changes: Any) -> None:
@@ -81,7 +90,7 @@ class MoveRun:
         error: LibvirtErrorInfo | None = None,
         **changes: Any,
     ) -> Outcome:
-        detail = "; ".join([*self._notes, detail]) if detail else "; ".join(self._notes)
+        detail = _join(detail, self._notes)
         self.rec = self.env.journal.finish(self.rec, state, reason, error, detail, **changes)
         return Outcome(status, reason, self.rec, error, detail)
 
@@ -89,8 +98,15 @@ class MoveRun:
         self.env.sink(Note(self.rec.id, self.rec.vm, reason, message, action))
 
     def _on_created(self, path: str) -> None:
+        """Called before a volume is created on the target: the journal lists it first."""
         self._created.append(path)
         self.rec = self.env.journal.update(self.rec, created_volumes=tuple(self._created))
+
+    def _save_figures(self, force: bool = False, **figures: int) -> None:
+        now = self.env.clock()
+        if force or now - self._saved_at >= FIGURES_EVERY_S:
+            self._saved_at = now
+            self.rec = self.env.journal.update(self.rec, **figures)
 
     # -- the move -------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -112,27 +128,29 @@ class MoveRun:
     def _run(self) -> Outcome:
         env = self.env
         self._to(S.PRECHECKING)
+        if self.move.target in env.check.known_hosts and self.move.target != self.move.source:
+            self._report(sweep_leftovers(env.hypervisors(self.move.target), env.registry), "leftovers")
         check = run_prechecks(self.move, env.hypervisors, env.check)
         if check.status == "skip":
             return self._end(OutcomeStatus.SKIPPED, S.ABORTED, check.reason, check.message)
         if check.status == "fail":
-            return self._end(OutcomeStatus.FAILED, S.FAILED, check.reason, check.message, check.error)
+            return self._end(OutcomeStatus.REFUSED, S.REFUSED, check.reason, check.message, check.error)
         if self.control.abort.is_set():
             return self._end(OutcomeStatus.ABORTED, S.ABORTED, self.control.reason, "aborted before start")
         assert check.domain is not None and check.storage is not None
         holds = [p.path for p in check.storage.backing]
         for p in holds:
-            backing.REGISTRY.hold(self.move.target, p, +1)
+            env.registry.hold(self.move.target, p, +1)
         try:
-            return self._provision_and_migrate(check)
+            return self._provision_and_migrate(check.domain, check)
         finally:
             for p in holds:
-                backing.REGISTRY.hold(self.move.target, p, -1)
+                env.registry.hold(self.move.target, p, -1)
 
-    def _provision_and_migrate(self, check: CheckResult) -> Outcome:
+    def _provision_and_migrate(self, dom: DomainFacts, check: CheckResult) -> Outcome:
         env, move = self.env, self.move
-        dom, plan = check.domain, check.storage
-        assert dom is not None and plan is not None
+        plan = check.storage
+        assert plan is not None
         src, dst = env.hypervisors(move.source), env.hypervisors(move.target)
         self._to(
             S.COPYING_BACKING,
@@ -140,56 +158,29 @@ class MoveRun:
             copy_mode=plan.copy,
             predicted_bytes=plan.bytes_to_copy + dom.memory_bytes,
         )
-        copied = [0]
-        last = [self.env.clock()]
-
-        def on_bytes(n: int) -> None:
-            copied[0] += n
-            now = self.env.clock()
-            if now - last[0] >= env.args.poll_seconds:
-                last[0] = now
-                env.sink(
-                    Progress(
-                        self.rec.id,
-                        move.vm,
-                        move.source,
-                        move.target,
-                        "copying_backing",
-                        copied[0],
-                        0,
-                        0.0,
-                        now - self.t0,
-                    )
-                )
-
+        how = backing.Provisioning(
+            self.rec.id,
+            env.registry,
+            env.args.backing_verify,
+            self._on_created,
+            self._on_backing_bytes,
+            lambda done: self._report(done, "cleanup"),
+        )
         try:
-            prov = backing.provision(plan, src, dst, env.args.backing_verify, self._on_created, on_bytes)
+            prov = backing.provision(plan, src, dst, how)
         except backing.ProvisionError as exc:
-            problems = backing.remove_created(self._created, [p.path for p in plan.backing], dst, True)
-            left = tuple(p for p in self._created if any(p in q for q in problems))
-            return self._end(
-                OutcomeStatus.FAILED,
-                S.FAILED,
-                exc.reason,
-                _join(exc.message, problems),
-                exc.error,
-                created_volumes=left,
-            )
+            facts = EndFacts(S.COPYING_BACKING, problem=exc.reason, problem_detail=exc.message)
+            return self._conclude(classify(facts), exc.error, src, dst, dom)
+        if plan.why_full:
+            prov.notes.insert(0, f"copying whole disks: {plan.why_full}")
         for n in prov.notes:
             self._note(n)
-        self._notes = list(prov.notes)
+        self._notes = [*self._notes, *prov.notes]
         if self.control.abort.is_set():
-            return self._fail_cleanup(
-                OutcomeStatus.ABORTED,
-                S.ABORTED,
-                self.control.reason,
-                "aborted before migrating",
-                None,
-                prov,
-                src,
-                dst,
-                dom.uuid,
+            facts = EndFacts(
+                S.COPYING_BACKING, abort=self.control.reason, abort_detail="aborted before migrating"
             )
+            return self._conclude(classify(facts), None, src, dst, dom)
         request = MigrationRequest(
             dest_uri=env.endpoints[move.target].migration_uri,
             disks=tuple(d.target for d in dom.disks),
@@ -200,206 +191,143 @@ class MoveRun:
             post_copy=env.args.post_copy,
         )
         self._to(
-            S.MIGRATING, copy_mode=prov.copy, backing_bytes=prov.backing_bytes, detail="; ".join(prov.notes)
+            S.MIGRATING,
+            copy_mode=prov.copy,
+            backing_bytes=prov.backing_bytes,
+            target_domain=dom.uuid,  # libvirt defines the incoming domain on the target from here on
+            detail="; ".join(prov.notes),
         )
         to_copy = plan.bytes_to_copy if prov.copy == plan.copy else sum(d.capacity for d in plan.disks)
-        error, abort_reason, abort_detail = self._migrate(src, request, dom.uuid, to_copy + dom.memory_bytes)
+        call = watch_migration(
+            self._watch_context(),
+            src,
+            request,
+            dom.uuid,
+            to_copy + dom.memory_bytes,
+            lambda disk, mem: self._save_figures(disk_bytes=disk, memory_bytes=mem),
+        )
         self._to(S.VERIFYING)
         seen = settle(
             src,
             dst,
             dom.uuid,
             env.args.settle_seconds,
-            env.args.settle_seconds if self.stuck else convergence.completion_timeout(to_copy, env.args),
+            env.args.settle_seconds if call.stuck else convergence.completion_timeout(to_copy, env.args),
             env.args.poll_seconds,
         )
-        figures = self._figures(dst, dom.uuid, seen.placement == Placement.TARGET_ONLY)
-        if seen.placement == Placement.TARGET_ONLY:
-            detail = self._cleanup_source(src, [d.path for d in dom.disks])
-            return self._end(
-                OutcomeStatus.SUCCEEDED,
-                S.SUCCEEDED,
-                Reason.SUCCEEDED,
-                _join(f"verified: {seen.describe()}", detail),
-                None,
-                **figures,
+        ending = classify(EndFacts(S.VERIFYING, seen, call.error, call.abort, call.abort_detail))
+        return self._conclude(ending, call.error, src, dst, dom, call)
+
+    def _watch_context(self) -> WatchContext:
+        return WatchContext(
+            self.rec.id,
+            self.move,
+            self.env.args,
+            self.env.sink,
+            self.env.clock,
+            self.t0,
+            self.control.abort,
+            lambda: self.control.reason,
+        )
+
+    def _on_backing_bytes(self, n: int) -> None:
+        self._backing_bytes += n
+        now = self.env.clock()
+        if now - self._progress_at >= self.env.args.poll_seconds:
+            self._progress_at = now
+            m = self.move
+            self.env.sink(
+                Progress(
+                    self.rec.id,
+                    m.vm,
+                    m.source,
+                    m.target,
+                    "copying_backing",
+                    self._backing_bytes,
+                    0,
+                    0.0,
+                    now - self.t0,
+                )
             )
-        if (
-            seen.source is not None
-            and seen.source.running
-            and not seen.source.job_active
-            and not (seen.target is not None and seen.target.running)
-        ):
-            status = OutcomeStatus.ABORTED if abort_reason else OutcomeStatus.FAILED
-            state = S.ABORTED if abort_reason else S.FAILED
-            reason = abort_reason or Reason.MIGRATION_FAILED
-            if error is None and abort_reason is None:
-                reason = Reason.VERIFY_FAILED
-            text = _join(
-                abort_detail or (error.message if error else "migration call returned"), [seen.describe()]
+        self._save_figures(backing_bytes=self._backing_bytes)
+
+    # -- the end ------------------------------------------------------------------------
+    def _conclude(
+        self,
+        ending: Ending,
+        error: LibvirtErrorInfo | None,
+        src: Hypervisor,
+        dst: Hypervisor,
+        dom: DomainFacts,
+        call: CallResult | None = None,
+    ) -> Outcome:
+        """Apply the ending: settle the target's volumes and the source's disks, then journal it."""
+        figures = self._figures(dst, dom.uuid, ending, call)
+        if ending.target == TargetFate.KEEP:
+            if self._created:
+                self._notes.append(f"kept on {dst.name} for a human to decide: {', '.join(self._created)}")
+        else:
+            target = remove_move_volumes(
+                self._created,
+                dst,
+                self.env.registry,
+                self.rec.id,
+                hand_over=ending.target == TargetFate.HAND_OVER,
+                own_holds=1,
             )
-            return self._fail_cleanup(
-                status, state, reason, text, error, prov, src, dst, dom.uuid, seen, figures
-            )
+            self._report(target, "cleanup")
+        if ending.clean_source:
+            self._cleanup_source(src, [d.path for d in dom.disks])
         return self._end(
-            OutcomeStatus.NEEDS_ATTENTION,
-            S.NEEDS_ATTENTION,
-            Reason.NEEDS_ATTENTION,
-            _join(
-                f"VM not in one clean place: {seen.describe()}",
-                [error.message if error else "", abort_detail],
-            ),
+            ending.status,
+            ending.state,
+            ending.reason,
+            ending.summary,
             error,
+            removed_volumes=tuple(self._removed),
             **figures,
         )
 
-    def _fail_cleanup(
-        self,
-        status: OutcomeStatus,
-        state: MoveState,
-        reason: Reason,
-        text: str,
-        error: LibvirtErrorInfo | None,
-        prov: backing.Provisioned,
-        src: Hypervisor,
-        dst: Hypervisor,
-        ref: str,
-        seen: Sighting | None = None,
-        figures: Mapping[str, object] | None = None,
-    ) -> Outcome:
-        problems: list[str] = []
-        if seen is not None and (seen.target is not None or seen.target_error):
-            problems.append("target not clean; pre-created volumes kept: " + ", ".join(self._created))
-            left = tuple(self._created)
-        else:
-            problems = backing.remove_created(self._created, prov.copied_backing, dst, True)
-            left = tuple(p for p in self._created if any(p in q for q in problems))
-        return self._end(
-            status, state, reason, _join(text, problems), error, created_volumes=left, **(figures or {})
-        )
+    def _report(self, done: Cleanup, what: str) -> None:
+        """Log (as a Note) and keep in the final detail what a cleanup removed, kept or could not do."""
+        if done.host == self.move.target:
+            self._removed += [p for p in done.removed if p in self._created]
+        line = done.describe()
+        if line:
+            self._note(f"{what}: {line}")
+            self._notes.append(line)
 
-    # -- the libvirt call and its watch ---------------------------------------------
-    def _migrate(
-        self, src: Hypervisor, request: MigrationRequest, ref: str, total_bytes: int
-    ) -> tuple[LibvirtErrorInfo | None, Reason | None, str]:
-        env, clock = self.env, self.env.clock
-        result: list[LibvirtErrorInfo | None] = [None]
-
-        def call() -> None:
-            try:
-                src.migrate(ref, request)
-            except MigrationError as exc:
-                result[0] = exc.info
-
-        worker = threading.Thread(target=call, name=f"migrate-{self.move.vm}", daemon=True)
-        start = clock()
-        watch = convergence.Watch(
-            start,
-            convergence.completion_timeout(total_bytes, env.args),
-            start,
-            auto_converge=request.auto_converge,
-        )
-        abort_reason: Reason | None = None
-        abort_detail = ""
-        aborted_at = start
-        worker.start()
-        while True:
-            worker.join(env.args.poll_seconds)
-            if not worker.is_alive():
-                break
-            now = clock()
-            try:
-                sample = src.job_stats(ref, now)
-            except MigrationError:
-                sample = None  # the domain may be leaving the source right now; the call will tell
-            if sample is not None:
-                self.samples.append(sample)
-                del self.samples[:-4000]
-                done, left, rate = convergence.progress(self.samples)
-                env.sink(
-                    Progress(
-                        self.rec.id,
-                        self.move.vm,
-                        self.move.source,
-                        self.move.target,
-                        sample.phase,
-                        done,
-                        left,
-                        rate,
-                        now - self.t0,
-                        sample.memory_iteration,
-                    )
-                )
-            if self.control.abort.is_set() and abort_reason is None:
-                abort_reason, abort_detail = self.control.reason, "abort requested"
-                self._abort(src, ref, abort_detail)
-                aborted_at = now
-                continue
-            if abort_reason is not None:
-                if now - aborted_at > env.args.settle_seconds:
-                    # abortJob did not end the call (e.g. a mirror stuck on a dead link): stop waiting
-                    # for it; verification reports the job still running and the move needs attention
-                    self.stuck = True
-                    abort_detail += f"; the job did not end within {env.args.settle_seconds:g} s of abortJob"
-                    break
-                continue
-            action = convergence.decide(self.samples, now, env.args, watch)
-            watch = watch.after(action, now)
-            if isinstance(action, convergence.Abort):
-                abort_reason, abort_detail = action.reason, action.detail
-                self._abort(src, ref, action.detail, action.reason, "abort")
-                aborted_at = now
-            elif isinstance(action, convergence.RaiseDowntime):
-                self._act(partial(src.set_max_downtime, ref, action.ms), action.detail, "raise_downtime")
-            elif isinstance(action, convergence.StartPostCopy):
-                self._act(partial(src.start_post_copy, ref), action.detail, "post_copy")
-            elif isinstance(action, convergence.AutoConverge):
-                self._note(action.detail, Reason.NOT_CONVERGING, "auto_converge")
-        return result[0], abort_reason, abort_detail
-
-    def _act(self, fn: Callable[[], None], detail: str, action: str) -> None:
-        try:
-            fn()
-            self._note(detail, Reason.NOT_CONVERGING, action)
-        except MigrationError as exc:
-            self._note(f"{detail}: failed: {exc}", Reason.NOT_CONVERGING)
-
-    def _abort(
-        self, src: Hypervisor, ref: str, detail: str, reason: Reason | None = None, action: str | None = None
-    ) -> None:
-        try:
-            src.abort_job(ref)
-            self._note(f"aborting migration: {detail}", reason or self.control.reason, action)
-        except MigrationError as exc:
-            self._note(f"abortJob failed ({exc}); waiting for the call to end", reason)
-
-    def _figures(self, dst: Hypervisor, ref: str, succeeded: bool) -> dict[str, object]:
-        disk = max((s.disk_processed for s in self.samples), default=0)
-        mem = max((s.memory_processed for s in self.samples), default=0)
-        out: dict[str, object] = {"disk_bytes": disk, "memory_bytes": mem}
-        if succeeded:
+    def _figures(self, dst: Hypervisor, ref: str, ending: Ending, call: CallResult | None) -> dict[str, Any]:
+        """Bytes libvirt reported (never below what the journal already has), downtime on success."""
+        disk, mem = call.figures() if call is not None else (0, 0)
+        disk, mem = max(disk, self.rec.disk_bytes), max(mem, self.rec.memory_bytes)
+        out: dict[str, Any] = {"backing_bytes": max(self._backing_bytes, self.rec.backing_bytes)}
+        if ending.state == S.SUCCEEDED:
             try:
                 done = dst.completed_stats(ref)
             except MigrationError:
                 done = {}
-            out["memory_bytes"] = max(mem, done.get("memory_processed", 0))
-            out["disk_bytes"] = max(disk, done.get("disk_processed", 0))
+            disk, mem = max(disk, done.get("disk_processed", 0)), max(mem, done.get("memory_processed", 0))
             if "downtime" in done:
                 out["downtime_ms"] = float(done["downtime"])
-        return out
+        return {**out, "disk_bytes": disk, "memory_bytes": mem}
 
-    def _cleanup_source(self, src: Hypervisor, paths: list[str]) -> list[str]:
+    def _cleanup_source(self, src: Hypervisor, paths: list[str]) -> None:
         args = self.env.args
         if args.source_cleanup == "keep":
-            return [f"source volumes kept on {src.name}: {', '.join(paths)}"]
+            self._notes.append(f"source volumes kept on {src.name}: {', '.join(paths)}")
+            return
         if args.keep_source_minutes > 0:
-            timer = threading.Timer(args.keep_source_minutes * 60, backing.remove_source_disks, (paths, src))
+            timer = threading.Timer(
+                args.keep_source_minutes * 60,
+                lambda: self._note("source cleanup: " + remove_source_disks(paths, src).describe()),
+            )
             timer.daemon = True
             timer.start()
-            return [f"source volumes on {src.name} removed in {args.keep_source_minutes:g} min"]
-        removed, problems = backing.remove_source_disks(paths, src)
-        return ([f"removed on {src.name}: {', '.join(removed)}"] if removed else []) + problems
+            self._notes.append(f"source volumes on {src.name} removed in {args.keep_source_minutes:g} min")
+            return
+        self._report(remove_source_disks(paths, src), "source cleanup")
 
 
 def _join(head: str, rest: list[str] | tuple[str, ...]) -> str:
-    return "; ".join([head, *[r for r in rest if r]])
+    return "; ".join([x for x in (head, *rest) if x])

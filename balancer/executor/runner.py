@@ -27,6 +27,7 @@ from typing import Literal
 from balancer.errors import LeaseLost, RecordChanged
 from balancer.executor import admission
 from balancer.executor.args import ExecutorArgs, LimitArgs
+from balancer.executor.artifacts import BackingRegistry, registry_for
 from balancer.executor.events import (
     EventSink,
     Finished,
@@ -42,7 +43,7 @@ from balancer.executor.hypervisor import HypervisorFactory
 from balancer.executor.journal import Journal, JournalStore, new_record
 from balancer.executor.migrate import Control, MoveEnv, MoveRun
 from balancer.executor.prechecks import CheckContext, RuleCheck
-from balancer.executor.recovery import reconcile
+from balancer.executor.recovery import reconcile, sweep
 from balancer.model import CopyMode, MigrationRecord, Move, MoveCost, MoveState, Snapshot
 from balancer.reasons import Reason
 
@@ -78,6 +79,7 @@ class Runner:
         snapshot: Callable[[], Snapshot | None] | None = None,
         rule_check: RuleCheck | None = None,
         term: Term | None = None,
+        registry: BackingRegistry | None = None,
     ) -> None:
         self.args = executor
         self.limits = limits
@@ -86,6 +88,8 @@ class Runner:
         self.endpoints = dict(endpoints)
         self.sink = sink
         self.journal = Journal(store, sink)
+        # what moves create on targets; pass the same one to recovery (default: the store's ledger)
+        self.registry = registry if registry is not None else registry_for(store)
         self._snapshot = snapshot
         self._rule_check = rule_check
         self._cv = threading.Condition()
@@ -154,8 +158,9 @@ class Runner:
         """Take over an older term's unfinished records (oldest first); returns what this term now owns.
 
         A record still ``queued`` was never started: it ends ``aborted`` (``leader_changed``) and the
-        planner may plan its VM again. Any other is made this term's and reconciled in a worker
-        thread that holds its admission slots until the migration's end is known.
+        planner may plan its VM again. Any other (``needs_attention`` included: it is looked at
+        again) is made this term's and reconciled in a worker thread that holds its admission slots
+        until the migration's end is known.
         """
         owned: list[MigrationRecord] = []
         for rec in sorted(records, key=lambda r: r.created_at):
@@ -321,10 +326,11 @@ class Runner:
         self._record_outcome(Outcome(OutcomeStatus.ABORTED, reason, rec, None, rec.detail))
 
     def _record_outcome(self, out: Outcome) -> None:
+        # the sink hears of it before any waiter does: whoever waited for it finds the service told
+        self.sink(Finished(out))
         with self._cv:
             self._outcomes[out.record.id] = out
             self._cv.notify_all()
-        self.sink(Finished(out))
 
     def _dispatch(self) -> None:
         while True:
@@ -373,7 +379,7 @@ class Runner:
                     incoming += snap.vm(name).memory_bytes
         args = self.args if item.copy_mode is None else self.args.model_copy(update={"copy_mode": "full"})
         check = CheckContext(args, tuple(self.endpoints), snap, self._rule_check, incoming)
-        return MoveEnv(args, self.hypervisors, self.endpoints, self.journal, self.sink, check)
+        return MoveEnv(args, self.hypervisors, self.endpoints, self.journal, self.sink, check, self.registry)
 
     def _work(self, item: _Item) -> None:
         outcome: Outcome | None = None
@@ -393,20 +399,25 @@ class Runner:
             else:
                 self.sink(Note(item.record.id, item.move.vm, None, f"stopped acting: {exc}"))
         finally:
+            if outcome is not None:
+                self.sink(Finished(outcome))  # before any waiter hears of it (see _record_outcome)
+            elif withdrawn:
+                self._withdrawn(item)
             with self._cv:
                 self._running.pop(item.record.id, None)
                 if outcome is not None:
                     item.record = outcome.record
                     self._outcomes[item.record.id] = outcome
                 self._cv.notify_all()
-            if outcome is not None:
-                self.sink(Finished(outcome))
-            elif withdrawn:
-                self._withdrawn(item)
 
     def _reconcile(self, item: _Item) -> Outcome:
-        final = reconcile(item.record, self.journal, self.hypervisors, self.args)
+        final = reconcile(item.record, self.journal, self.hypervisors, self.args, registry=self.registry)
         return outcome_of(final)
+
+    def sweep(self) -> list[str]:
+        """Remove what finished moves left on targets (provisional volumes nobody will prove); what
+        was done, one line per host. Runs on this term's (fenced) hypervisors."""
+        return [done.describe() for done in sweep(self.hypervisors, self.registry)]
 
 
 def outcome_of(rec: MigrationRecord) -> Outcome:

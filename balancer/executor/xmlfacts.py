@@ -100,6 +100,11 @@ def volume_format(xml: str) -> str:
     return fmt.get("type", "") if fmt is not None else ""
 
 
+def volume_mtime(xml: str) -> str:
+    """The volume's last modification time as libvirt writes it (``<timestamps><mtime>``), or ""."""
+    return (ET.fromstring(xml).findtext("target/timestamps/mtime") or "").strip()
+
+
 def volume_backing(xml: str) -> ChainLink | None:
     """The backing store a volume's XML declares (path and format), or None for a flat volume."""
     bs = ET.fromstring(xml).find("backingStore")

@@ -51,6 +51,7 @@ class LabGuest:
     cpu_burn_pct: int = 0
     disk_window_mib: int = 16
     virt_type: VirtType = "qemu"
+    console: bool = False  # a second serial port (pty) whose lines the guest runs as commands
     uuid: str = field(default_factory=lambda: str(uuid4()))
 
     def __post_init__(self) -> None:
@@ -113,11 +114,21 @@ class LabGuest:
             f"lab.disk_window_mb={self.disk_window_mib}",
             f"lab.cpu_burn={self.cpu_burn_pct}",
         ]
+        if self.console:
+            parts.append("lab.console=1")
         return " ".join(parts)
 
 
 def serial_log_path(name: str) -> str:
     return f"/var/log/libvirt/qemu/{name}.serial.log"
+
+
+# The guest's console (ttyS1): what its owner types there, e.g. `poweroff` (Lab.guest_command).
+CONSOLE_XML = """
+    <serial type='pty'>
+      <target port='1'/>
+    </serial>"""
+CONSOLE_DEVICE = "serial1"
 
 
 def domain_xml(guest: LabGuest, kernel: str, initrd: str, emulator: str = SYSTEM_EMULATOR) -> str:
@@ -150,7 +161,7 @@ def domain_xml(guest: LabGuest, kernel: str, initrd: str, emulator: str = SYSTEM
     <serial type='file'>
       <source path='{escape(guest.serial_log)}'/>
       <target port='0'/>
-    </serial>
+    </serial>{CONSOLE_XML if guest.console else ""}
     <memballoon model='none'/>
   </devices>
 </domain>

@@ -16,6 +16,7 @@ log proves a live migration, a boot banner there proves a restart (`rebooted`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -31,7 +32,7 @@ from balancer.lab import bringup, config_yaml, daemon, mountns, netns, serial, s
 from balancer.lab.accel import resolve_virt_type
 from balancer.lab.command import run
 from balancer.lab.connection import connect, connected
-from balancer.lab.domain import SYSTEM_EMULATOR, LabGuest, domain_xml, serial_log_path
+from balancer.lab.domain import CONSOLE_DEVICE, SYSTEM_EMULATOR, LabGuest, domain_xml, serial_log_path
 from balancer.lab.errors import LabError, LabTimeoutError
 from balancer.lab.guest_image import ensure_guest_image, ensure_tcg_emulator
 from balancer.lab.layout import LabLayout, cache_root, default_lab_dir, host_name
@@ -220,13 +221,15 @@ class Lab:
         disk_mib_s: int = 1,
         cpu_burn_pct: int = 0,
         disk_window_mib: int = 16,
+        console: int = 0,
     ) -> LabGuest:
         """Define (persistent) and start a guest on `host`; returns without waiting for its boot.
 
         Its disk is /var/lib/libvirt/images/<name>.qcow2 on a 128 MiB raw base, with the first
         overlay_mib MiB written (0x5a) so a block migration has overlay data to copy. The guest
         rewrites dirty_mib_s MiB of RAM and disk_mib_s MiB of its disk window per second and
-        burns cpu_burn_pct % of its vCPU. First heartbeat after ~8 s under TCG.
+        burns cpu_burn_pct % of its vCPU. With `console=1`, it runs what guest_command types on its
+        console. First heartbeat after ~8 s under TCG.
         """
         self.host(host)
         guest = LabGuest(
@@ -239,6 +242,7 @@ class Lab:
             cpu_burn_pct,
             disk_window_mib,
             self.virt_type,
+            bool(console),
         )
         taken = [d.host for d in self.domains() if d.name == name]
         if taken:
@@ -273,13 +277,45 @@ class Lab:
                     if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                         raise
                 else:
-                    if dom.isActive():
-                        dom.destroy()
-                    if dom.isPersistent():
-                        dom.undefine()
+                    try:
+                        if dom.isActive():
+                            dom.destroy()
+                        if dom.isPersistent():
+                            dom.undefine()
+                    except libvirt.libvirtError as exc:  # it left meanwhile (a migration ending)
+                        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                            raise
                 storage.delete_volume(conn, "images", f"{name}.qcow2")
             for log in (serial_log_path(name), f"/var/log/libvirt/qemu/{name}.log"):
                 self.layout.host_path(host, log).unlink(missing_ok=True)
+
+    def guest_command(self, host: str, vm: str, command: str, timeout: float = 30.0) -> None:
+        """Type ``command`` on the console of a guest made with ``console`` (as its owner would),
+        e.g. ``poweroff``, and await the guest's "ran <command>" there. Goes through libvirt's
+        console stream, which needs no domain job, so it works while a migration runs. QEMU notices
+        a console opened on its pty only at its next 1 s check and drops what came before, so the
+        line is typed again every second until the guest answers."""
+        with connected(self.host(host).control_uri) as conn:
+            stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+            conn.lookupByName(vm).openConsole(CONSOLE_DEVICE, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            deadline = time.monotonic() + timeout
+            heard, typed_at = b"", 0.0
+            try:
+                while f"ran {command}".encode() not in heard:
+                    now = time.monotonic()
+                    if now > deadline:
+                        raise LabTimeoutError(f"{vm} on {host} did not run {command!r} within {timeout} s")
+                    if now - typed_at >= 1.0:
+                        stream.send(f"{command}\n".encode())
+                        typed_at = now
+                    got = stream.recv(4096)
+                    if isinstance(got, bytes) and got:
+                        heard += got
+                    else:
+                        time.sleep(0.05)
+            finally:
+                with contextlib.suppress(libvirt.libvirtError):
+                    stream.abort()
 
     def domains(self) -> list[LabDomain]:
         """Every domain on every host, as each libvirtd reports it."""

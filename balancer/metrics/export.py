@@ -344,7 +344,8 @@ class Metrics:
         )
         self.migrations_finished = Counter(
             "balancer_migrations_finished_total",
-            "Migrations finished, by result (succeeded, failed, aborted, needs_attention) and reason code.",
+            "Migrations finished, by result (succeeded, failed, aborted, skipped, refused, needs_attention) "
+            "and reason code.",
             ["result", "reason"],
             registry=registry,
         )

@@ -73,7 +73,7 @@ class Rules:
     excluded: dict[int, str]
     quarantined: dict[int, str]
     cooldown: dict[int, str]
-    left: dict[int, np.ndarray]  # VM → host indices it left within the cooldown window
+    left: dict[int, np.ndarray]  # VM → host indices it left (or that refused it) within the cooldown
     pinned: dict[int, np.ndarray]  # VM → (H,) allowed hosts
     required: dict[int, tuple[np.ndarray, str]]  # VM → (H,) hosts with the required labels, rule text
     preferred: dict[int, np.ndarray]  # VM → (H,) hosts with the preferred labels
@@ -121,6 +121,10 @@ def compile_rules(
         if vi is None:
             continue
         age_min = (now - pm.finished_at) / 60.0
+        if pm.refused:  # nothing was tried: not the VM's fault, but do not ask that target again soon
+            if age_min < policy.cooldown_minutes and pm.target in arr.host_index:
+                left_sets.setdefault(vi, set()).add(arr.host_index[pm.target])
+            continue
         if not pm.succeeded and age_min < policy.quarantine_minutes:
             quarantined[vi] = (
                 f"{pm.vm}: migration {pm.source}→{pm.target} failed {age_min:.0f} min ago "
@@ -328,7 +332,10 @@ def restrict(
     if goal != "drain" and v in rules.left:
         mask[rules.left[v]] = False
         if not mask.any():
-            return Reason.COOLDOWN, f"{ws.vm_name(v)} would go back to a host it left within the cooldown"
+            return (
+                Reason.COOLDOWN,
+                f"{ws.vm_name(v)} would go to a host it left, or that refused it, within the cooldown",
+            )
     bad, rule_names = anti_forbidden(ws, v, unit)
     if bad.size:
         mask[bad] = False

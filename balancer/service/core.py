@@ -50,7 +50,11 @@ from balancer.store import Store
 from balancer.store.records import DrainRequest, DrainState, MoveStatus
 
 log = logging.getLogger("balancer.service")
-_FOLLOW = {OutcomeStatus.SUCCEEDED: MoveStatus.SUCCEEDED, OutcomeStatus.SKIPPED: MoveStatus.SKIPPED}
+_FOLLOW = {
+    OutcomeStatus.SUCCEEDED: MoveStatus.SUCCEEDED,
+    OutcomeStatus.SKIPPED: MoveStatus.SKIPPED,
+    OutcomeStatus.REFUSED: MoveStatus.REFUSED,
+}
 
 
 class Service:
@@ -297,11 +301,15 @@ class Service:
     def _adopt(self, term: Term) -> None:
         """Take over the unfinished moves of older terms (never this term's own)."""
         try:
-            orphans = [r for r in self.store.unfinished_records() if r.epoch < term.epoch]
+            # needs_attention records are looked at again at every term's start: the hosts may now
+            # settle what a human was asked to decide
+            left = (*self.store.unfinished_records(), *self.store.records_needing_attention())
+            orphans = [r for r in left if r.epoch < term.epoch]
             owned = term.runner.adopt(orphans)
         except (LeaseLost, StoreError) as exc:
             log.warning("event=adoption_failed epoch=%d error=%r", term.epoch, str(exc))
             return
+        threading.Thread(target=self._sweep, args=(term,), name="sweep", daemon=True).start()
         for rec in orphans:
             self.control.adopted.labels(rec.state.value).inc()
         for rec in owned:
@@ -312,6 +320,15 @@ class Service:
             len(owned),
             len(orphans) - len(owned),
         )
+
+    def _sweep(self, term: Term) -> None:
+        """What finished moves left on targets (an interrupted copy, an orphan overlay) is removed once
+        per term, on the term's fenced hypervisors."""
+        try:
+            for line in term.runner.sweep():
+                log.info("event=leftovers_removed epoch=%d detail=%r", term.epoch, line)
+        except (LeaseLost, StoreError) as exc:
+            log.warning("event=sweep_failed epoch=%d error=%r", term.epoch, str(exc))
 
     # ------------------------------------------------------------------ steps
     def _acting(

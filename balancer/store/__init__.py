@@ -27,7 +27,7 @@ from balancer.store.records import (
     PlanRow,
     PlanStatus,
 )
-from balancer.store.store import Store
+from balancer.store.store import FencedJournal, Store
 
 __all__ = [
     "AuditEntry",
@@ -37,6 +37,7 @@ __all__ = [
     "DrainProgress",
     "DrainRequest",
     "DrainState",
+    "FencedJournal",
     "Lease",
     "MoveStatus",
     "NotFound",

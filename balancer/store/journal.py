@@ -20,6 +20,8 @@ from balancer.store.tables import migrations
 _FIELDS = tuple(f.name for f in fields(MigrationRecord))
 _FINAL = tuple(s.value for s in MoveState if s.final)
 _SUCCEEDED = MoveState.SUCCEEDED.value
+_REFUSED = MoveState.REFUSED.value
+_TUPLES = ("created_volumes", "removed_volumes")
 _NOT_TRIED = tuple(
     r.value
     for r in (
@@ -50,7 +52,8 @@ def save(conn: Connection, rec: MigrationRecord) -> None:
 
 def _row(rec: MigrationRecord) -> dict[str, Any]:
     row: dict[str, Any] = {name: getattr(rec, name) for name in _FIELDS}
-    row["created_volumes"] = list(rec.created_volumes)
+    for key in _TUPLES:
+        row[key] = list(row[key])
     for key in ("reason", "state", "outcome"):
         row[key] = None if row[key] is None else str(row[key])
     return row
@@ -61,7 +64,7 @@ def insert(conn: Connection, rec: MigrationRecord) -> None:
     conn.execute(migrations.insert().values(**_row(rec)))
 
 
-_TERMINAL = (MoveState.SUCCEEDED, MoveState.FAILED, MoveState.ABORTED)
+_TERMINAL = (MoveState.SUCCEEDED, MoveState.FAILED, MoveState.ABORTED, MoveState.REFUSED)
 
 
 def transition(conn: Connection, rec: MigrationRecord, expect: MoveState, owner: int) -> None:
@@ -123,6 +126,12 @@ def unfinished(conn: Connection) -> tuple[MigrationRecord, ...]:
     return tuple(_record(r) for r in conn.execute(q).mappings())
 
 
+def in_state(conn: Connection, state: MoveState) -> tuple[MigrationRecord, ...]:
+    """Records in ``state``, oldest first."""
+    q = select(migrations).where(migrations.c.state == state.value).order_by(migrations.c.created_at)
+    return tuple(_record(r) for r in conn.execute(q).mappings())
+
+
 def find(
     conn: Connection, since: float | None, vm: str | None, limit: int | None
 ) -> tuple[MigrationRecord, ...]:
@@ -141,9 +150,11 @@ def recent_moves(conn: Connection, since: float) -> tuple[PastMove, ...]:
     """Finished migrations at or after ``since``, oldest first; only ``succeeded`` counts as a success.
 
     failed, aborted and needs_attention all become ``succeeded=False`` (quarantine: the VM's state
-    after a migration that ended badly is not to be trusted by the planner). Moves that were never
-    tried are left out: stopped by a shutdown before they started, or skipped because the VM was
-    already elsewhere or gone (``_NOT_TRIED``); they say nothing about the VM.
+    after a migration that ended badly is not to be trusted by the planner). A move a pre-check
+    refused (state ``refused``) comes with ``refused=True``: nothing was tried, so no quarantine,
+    but the planner keeps the VM off that target for a while. Moves that were never tried for
+    other reasons are left out: stopped by a shutdown before they started, or skipped because the
+    VM was already elsewhere or gone (``_NOT_TRIED``); they say nothing about the VM.
     """
     finished = func.coalesce(migrations.c.finished_at, migrations.c.updated_at)
     q = (
@@ -153,7 +164,14 @@ def recent_moves(conn: Connection, since: float) -> tuple[PastMove, ...]:
         .order_by(finished, migrations.c.id)
     )
     return tuple(
-        PastMove(vm=vm, source=src, target=dst, finished_at=at, succeeded=state == _SUCCEEDED)
+        PastMove(
+            vm=vm,
+            source=src,
+            target=dst,
+            finished_at=at,
+            succeeded=state == _SUCCEEDED,
+            refused=state == _REFUSED,
+        )
         for vm, src, dst, state, at in conn.execute(q)
     )
 
@@ -163,7 +181,8 @@ def _record(r: RowMapping) -> MigrationRecord:
     values["reason"] = decode(Reason, r["reason"], "migrations.reason")
     values["state"] = decode(MoveState, r["state"], "migrations.state")
     values["outcome"] = None if r["outcome"] is None else decode(Reason, r["outcome"], "migrations.outcome")
-    values["created_volumes"] = tuple(r["created_volumes"])
+    for key in _TUPLES:
+        values[key] = tuple(r[key])
     if values["copy_mode"] not in (None, "incremental", "full"):
         raise StoreError(f"migrations.copy_mode: stored value {values['copy_mode']!r} is not known")
     return MigrationRecord(**values)

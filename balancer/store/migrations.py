@@ -135,9 +135,30 @@ _V2 = _ddl(
     "ALTER TABLE plans ADD COLUMN expires_at DOUBLE PRECISION",
 )
 
+# Provisioning proven and accounted for (issue 13): a ledger of the volumes moves create on targets,
+# and what each journal record created and removed.
+_V3 = _ddl(
+    "ALTER TABLE migrations ADD COLUMN target_domain TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE migrations ADD COLUMN removed_volumes {json} NOT NULL DEFAULT '[]'",
+    """CREATE TABLE target_volumes (
+        host TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        sha256 TEXT NOT NULL DEFAULT '',
+        length BIGINT NOT NULL DEFAULT 0,
+        capacity BIGINT NOT NULL DEFAULT 0,
+        mtime TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (host, path))""",
+    "CREATE INDEX target_volumes_record ON target_volumes (record_id)",
+)
+
 STEPS: tuple[Step, ...] = (
     Step(1, "drains, plans, journal, audit, leader lease", _V1),
     Step(2, "fenced leadership: lease epoch and clock, record epoch and drain, proposal expiry", _V2),
+    Step(3, "volumes moves create on targets; what each record created and removed", _V3),
 )
 LATEST = STEPS[-1].version
 

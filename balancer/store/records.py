@@ -52,6 +52,7 @@ class MoveStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"  # a pre-check found the move no longer applies
+    REFUSED = "refused"  # a pre-check refused it (target full, down...): nothing was tried
     WITHDRAWN = "withdrawn"  # never started: its drain was cancelled (undrain) before it ran
 
 

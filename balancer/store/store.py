@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import Connection, inspect
 
 from balancer.errors import Conflict, StoreError
-from balancer.model import MigrationRecord, MoveState, PastMove, Plan
-from balancer.store import audit, db, drains, journal, lease, plans
+from balancer.model import MigrationRecord, MoveState, PastMove, Plan, TargetVolume
+from balancer.store import audit, db, drains, journal, lease, plans, volumes
 from balancer.store.clock import StoreClock
 from balancer.store.migrations import LATEST, current_version, migrate
 from balancer.store.records import (
@@ -323,6 +323,11 @@ class Store:
         with self._db.read("unfinished_records") as conn:
             return journal.unfinished(conn)
 
+    def records_needing_attention(self) -> tuple[MigrationRecord, ...]:
+        """Records left in ``needs_attention``, oldest first (recovery looks at them again each start)."""
+        with self._db.read("records_needing_attention") as conn:
+            return journal.in_state(conn, MoveState.NEEDS_ATTENTION)
+
     def records(
         self, *, since: float | None = None, vm: str | None = None, limit: int | None = None
     ) -> tuple[MigrationRecord, ...]:
@@ -334,6 +339,29 @@ class Store:
         """Migrations finished at or after ``since``, oldest first, for cooldown and quarantine."""
         with self._db.read("recent_moves") as conn:
             return journal.recent_moves(conn, since)
+
+    # ------------------------------------------------------------------ volumes moves created on targets
+    def save_target_volume(self, vol: TargetVolume, *, fence: Fence) -> None:
+        """The leader records a target volume (insert or replace its row), committed before returning."""
+        with self._leader_write(f"save_target_volume {vol.host}:{vol.path}", fence) as conn:
+            volumes.save(conn, vol)
+
+    def target_volume(self, host: str, path: str) -> TargetVolume | None:
+        with self._db.read(f"target_volume {host}:{path}") as conn:
+            return volumes.get(conn, host, path)
+
+    def target_volumes(
+        self, *, host: str | None = None, record_id: str | None = None, state: str | None = None
+    ) -> tuple[TargetVolume, ...]:
+        """Rows by host and path, optionally only one host's, one record's or one state's."""
+        with self._db.read("target_volumes") as conn:
+            return volumes.find(conn, host, record_id, state)
+
+    def forget_target_volume(self, host: str, path: str, record_id: str, *, fence: Fence) -> bool:
+        """The leader drops the row once the volume is removed or handed over; only while
+        ``record_id`` owns it."""
+        with self._leader_write(f"forget_target_volume {host}:{path}", fence) as conn:
+            return volumes.forget(conn, host, path, record_id)
 
     # ------------------------------------------------------------------ audit
     def audit(
@@ -420,6 +448,24 @@ class FencedJournal:
 
     def unfinished_records(self) -> Sequence[MigrationRecord]:
         return self.store.unfinished_records()
+
+    def records_needing_attention(self) -> Sequence[MigrationRecord]:
+        return self.store.records_needing_attention()
+
+    # the executor's VolumeLedger (executor/artifacts.py): its writes are the leader's too
+    def save_target_volume(self, vol: TargetVolume) -> None:
+        self.store.save_target_volume(vol, fence=self.fence)
+
+    def target_volume(self, host: str, path: str) -> TargetVolume | None:
+        return self.store.target_volume(host, path)
+
+    def target_volumes(
+        self, *, host: str | None = None, record_id: str | None = None, state: str | None = None
+    ) -> tuple[TargetVolume, ...]:
+        return self.store.target_volumes(host=host, record_id=record_id, state=state)
+
+    def forget_target_volume(self, host: str, path: str, record_id: str) -> bool:
+        return self.store.forget_target_volume(host, path, record_id, fence=self.fence)
 
 
 def _check_ttl(ttl: float) -> None:

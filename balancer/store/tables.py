@@ -99,6 +99,24 @@ migrations = Table(
     Column("created_volumes", Json, nullable=False),
     Column("epoch", BigInteger, nullable=False),
     Column("drain_id", BigInteger),
+    Column("target_domain", Text, nullable=False),
+    Column("removed_volumes", Json, nullable=False),
+)
+
+# Volumes moves created on targets, until removed or handed over (model.TargetVolume).
+target_volumes = Table(
+    "target_volumes",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("record_id", Text, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("capacity", BigInteger, nullable=False),
+    Column("mtime", Text, nullable=False),
 )
 
 audit = Table(

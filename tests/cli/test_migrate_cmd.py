@@ -55,11 +55,11 @@ def test_a_migration_goes_through_the_leader_and_is_journaled_by_it(tmp_path: Pa
     assert "queued on the leader http://127.0.0.1:" in r.output
     # the test driver cannot migrate: the leader's pre-check ends it with libvirt's facts
     assert r.exit_code == 1, r.output
-    assert "web1: failed (target_no_memory)" in r.output
+    assert "web1: refused (target_no_memory)" in r.output
     assert local.exit_code == 1 and "--local refused: a service leads" in local.output
     with Store.open(f"sqlite:///{tmp_path / 'j.db'}") as store:
         (rec,) = store.records(vm="web1")
-        assert (rec.source, rec.target, rec.reason, rec.state) == ("a", "c", Reason.MANUAL, MoveState.FAILED)
+        assert (rec.source, rec.target, rec.reason, rec.state) == ("a", "c", Reason.MANUAL, MoveState.REFUSED)
         assert rec.epoch >= 1  # journaled by the leader, under its term
         assert [e.action for e in store.audit_log(subject=f"migration/{rec.id}")] == ["migration.create"]
 
@@ -69,10 +69,10 @@ def test_local_runs_here_under_the_lease_and_hands_it_back(tmp_path: Path) -> No
     Store.open(f"sqlite:///{tmp_path / 'j.db'}").close()  # a service created the store once
     r = migrate(cfg, "web1", "--to", "c", "--local")
     assert r.exit_code == 1, r.output
-    assert "web1: failed (target_no_memory)" in r.output
+    assert "web1: refused (target_no_memory)" in r.output
     with Store.open(f"sqlite:///{tmp_path / 'j.db'}") as store:
         (rec,) = store.records(vm="web1")
-        assert (rec.state, rec.epoch) == (MoveState.FAILED, 1)
+        assert (rec.state, rec.epoch) == (MoveState.REFUSED, 1)
         assert store.current_leader() is None  # released: a service may lead at once
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from exec_simcluster import SimCluster
 
-from balancer.executor import backing
 from balancer.executor.facts import MigrationEndpoint
 from balancer.store import Store
 
@@ -28,9 +27,3 @@ def sim() -> SimCluster:
 @pytest.fixture
 def sim_endpoints(sim: SimCluster) -> dict[str, MigrationEndpoint]:
     return {h: MigrationEndpoint(h, f"sim://{h}", f"sim://{h}/system") for h in sim.hosts}
-
-
-@pytest.fixture(autouse=True)
-def fresh_backing_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The registry is process-wide (one cluster per service); each test has a cluster of its own."""
-    monkeypatch.setattr(backing, "REGISTRY", backing._BackingRegistry())

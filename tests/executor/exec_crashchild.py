@@ -1,11 +1,19 @@
-"""Child process for the crash test: lead (a short lease, kept renewed), run one move through a Runner
-and wait (the test SIGKILLs it; its lease then expires and the test leads in a new term)."""
+"""Child process for the crash tests: lead (a short lease, kept renewed), run one move through a Runner
+and wait (the test SIGKILLs it; its lease then expires and the test leads in a new term).
+
+    exec_crashchild.py LAB_DIR STORE_URL VM SRC DST CAP_MIB_S [BACKING_VERIFY]
+
+Prints the journal id first, then one line per event the test can pick a kill point from:
+``P <phase> <bytes copied>`` for progress (phases copying_backing, disk, memory; every 0.1 s) and
+``S <state>`` for each journal transition.
+"""
 
 from __future__ import annotations
 
 import sys
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
+from balancer.executor.events import Event, Progress, StateChanged
 from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
@@ -18,7 +26,14 @@ from balancer.store import Store
 LEASE_SECONDS = 3.0
 
 
-def main(lab_dir: str, store_url: str, vm: str, src: str, dst: str, cap: int) -> None:
+def report(event: Event) -> None:
+    if isinstance(event, Progress):
+        print(f"P {event.phase} {event.bytes_copied}", flush=True)
+    elif isinstance(event, StateChanged):
+        print(f"S {event.record.state.value}", flush=True)
+
+
+def main(lab_dir: str, store_url: str, vm: str, src: str, dst: str, cap: int, verify: str = "sha256") -> None:
     lab = Lab.open(lab_dir)
     eps = {h.name: MigrationEndpoint(h.name, h.control_uri, h.migration_uri) for h in lab.hosts}
     store = Store.open(store_url)
@@ -26,13 +41,10 @@ def main(lab_dir: str, store_url: str, vm: str, src: str, dst: str, cap: int) ->
     keeper.start()
     term = keeper.term()
     assert term is not None, "the crash child could not lead"
+    args = ExecutorArgs(memory_headroom_mib=64, poll_seconds=0.1, backing_verify=verify)  # type: ignore[arg-type]
+    journal = store.journal(term.fence)
     runner = Runner(
-        ExecutorArgs(memory_headroom_mib=64),
-        LimitArgs(bandwidth_mib_s=cap),
-        libvirt_factory(eps),
-        store.journal(term.fence),
-        eps,
-        term=term,
+        args, LimitArgs(bandwidth_mib_s=cap), libvirt_factory(eps), journal, eps, report, term=term
     )
     (rec,) = runner.submit([Move(vm, src, dst, Reason.DRAIN, MoveCost(0, 0, 0, 0.0))])
     print(rec.id, flush=True)
@@ -40,4 +52,4 @@ def main(lab_dir: str, store_url: str, vm: str, src: str, dst: str, cap: int) ->
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
+    main(*sys.argv[1:6], int(sys.argv[6]), *sys.argv[7:8])

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import queue
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import libvirt
 
@@ -16,9 +24,10 @@ from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.lab import Lab
+from balancer.lab.layout import cache_root
 from balancer.model import MoveState
 from balancer.store import Store
-from tests.leader import journal_of
+from tests.leader import HOLDER, journal_of
 from tests.waiting import wait_for as wait_for  # re-exported: the tests here import it from this kit
 
 BASE = "/var/lib/libvirt/base/labguest-base.raw"
@@ -103,3 +112,117 @@ def ensure_base(lab: Lab, host: str, present: bool) -> None:
             pool.storageVolLookupByName("labguest-base.raw").delete(0)
     finally:
         conn.close()
+
+
+@functools.cache
+def _sha256_of(path: str, _mtime_ns: int, _size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(4 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256_file(path: str) -> str:
+    """sha256 of a file, read again only when its size or modification time changed."""
+    st = os.stat(path)
+    return _sha256_of(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.cache
+def base_sha256() -> str:
+    """sha256 of the lab's base image as every complete copy of it reads (the lab's cached original)."""
+    return _sha256_file(str(cache_root() / "guest" / "base.raw"))
+
+
+def partial_bases(lab: Lab) -> list[str]:
+    """Hosts holding a base image that is not a complete copy of the original (read in the root
+    namespace, which sees every host's files)."""
+    out = []
+    for h in lab.hosts:
+        path = lab.host_path(h.name, BASE)
+        if os.path.exists(path) and _sha256_file(path) != base_sha256():
+            out.append(h.name)
+    return out
+
+
+def target_leftovers(lab: Lab, store: Store, host: str, vm: str) -> list[str]:
+    """What a move of ``vm`` could have left on ``host``, which does not run it: a domain, the VM's
+    disk, a base that is not complete, volumes the ledger still lists as unproven."""
+    out = []
+    conn = lab.connect(host)
+    try:
+        images = conn.storagePoolLookupByName("images")
+        images.refresh(0)
+        if f"{vm}.qcow2" in images.listVolumes():
+            out.append(f"volume images/{vm}.qcow2")
+        out += [f"domain {d.name()}" for d in conn.listAllDomains(0) if d.name() == vm]
+    finally:
+        conn.close()
+    base = lab.host_path(host, BASE)
+    if os.path.exists(base) and _sha256_file(base) != base_sha256():
+        out.append(f"incomplete {BASE}")
+    out += [f"ledger: {v.path} ({v.state})" for v in store.target_volumes(host=host, state="provisional")]
+    return out
+
+
+class CrashChild:
+    """A move run by exec_crashchild.py in its own process, to be SIGKILLed at a chosen point."""
+
+    def __init__(
+        self, lab: Lab, store_url: str, vm: str, src: str, dst: str, cap: int, verify: str = "sha256"
+    ) -> None:
+        with Store.open(store_url) as store:  # the test's own term ends: the child leads now
+            store.release_lease(HOLDER)
+        script = Path(__file__).with_name("exec_crashchild.py")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), str(lab.directory), store_url, vm, src, dst, str(cap), verify],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []  # every line read so far
+        threading.Thread(target=self._read, daemon=True).start()
+        self.record_id = ""
+        while not self.record_id:
+            line = self._next(60)
+            if line is None:
+                raise AssertionError(f"the child exited before naming its record: {self.seen}")
+            if " " not in line:
+                self.record_id = line
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put(None)
+
+    def _next(self, timeout: float) -> str | None:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the child said nothing for {timeout} s; last: {self.seen[-5:]}") from None
+        if line is not None:
+            self.seen.append(line)
+        return line
+
+    def wait_point(self, point: Callable[[str, int], bool], timeout: float) -> bool:
+        """Read the child's lines until ``point(phase, bytes)`` holds for a progress line (True), or
+        the move ends or the child exits first (False)."""
+        deadline = time.monotonic() + timeout
+        while (line := self._next(max(0.1, deadline - time.monotonic()))) is not None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no kill point within {timeout} s; last: {self.seen[-5:]}")
+            kind, _, rest = line.partition(" ")
+            if kind == "S" and MoveState(rest).final:
+                return False
+            if kind == "P":
+                phase, n = rest.split()
+                if point(phase, int(n)):
+                    return True
+        return False
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)

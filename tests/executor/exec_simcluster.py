@@ -54,6 +54,9 @@ class Behaviour:
     seconds: float = 0.4
     fail_with: str | None = None
     hang: bool = False  # never finishes on its own (stall / no progress)
+    short_writes: bool = False  # volume uploads store only half of what they are sent
+    read_seconds: float = 0.0  # how long a volume download takes
+    lookup_seconds: float = 0.0  # how long a volume look-up takes
 
 
 class SimCluster:
@@ -64,6 +67,7 @@ class SimCluster:
         self.log: list[tuple[str, str, str, float, float]] = []  # vm, source, target, start, end
         self.reads: Counter[tuple[str, str]] = Counter()  # (host, path) -> volume downloads
         self.jobs: dict[str, dict[str, float]] = {}  # uuid -> {start, seconds, aborted}
+        self.mtimes = 0
         for h in self.hosts.values():
             h.pools["images"] = PoolFacts("images", IMAGES, 100 << 30)
             h.pools["base"] = PoolFacts("base", os.path.dirname(BASE), 100 << 30)
@@ -73,8 +77,16 @@ class SimCluster:
         self, host: str, path: str, data: bytes, fmt: str, backing: ChainLink | None = None
     ) -> None:
         pool = next(p.name for p in self.hosts[host].pools.values() if p.path == os.path.dirname(path))
-        vf = VolumeFacts(path, os.path.basename(path), pool, len(data), len(data), len(data), fmt, backing)
+        vf = VolumeFacts(
+            path, os.path.basename(path), pool, len(data), len(data), len(data), fmt, backing, self.tick()
+        )
         self.hosts[host].volumes[path] = SimVolume(vf, data)
+
+    def tick(self) -> str:
+        """A fresh modification time (as libvirt's "seconds.nanoseconds"), later than every earlier one."""
+        with self.lock:
+            self.mtimes += 1
+            return f"{self.mtimes}.000000000"
 
     def add_vm(self, name: str, host: str, memory_mib: int = 128, backing: bool = True) -> DomainFacts:
         path = f"{IMAGES}/{name}.qcow2"
@@ -140,6 +152,7 @@ class SimHypervisor:
         return list(self.h.pools.values())
 
     def volume(self, path: str) -> VolumeFacts | None:
+        time.sleep(self.c.behaviour.lookup_seconds)
         v = self.h.volumes.get(path)
         return None if v is None else v.facts
 
@@ -170,13 +183,17 @@ class SimHypervisor:
     def read_volume(self, path: str, length: int) -> Iterator[bytes]:
         data = self.h.volumes[path].data[:length]
         self.c.reads[(self.name, path)] += 1
+        time.sleep(self.c.behaviour.read_seconds)
         for i in range(0, len(data), MIB):
             yield data[i : i + MIB]
 
     def write_volume(self, path: str, chunks: Iterable[bytes], length: int) -> int:
         data = b"".join(chunks)
+        if self.c.behaviour.short_writes:
+            data = data[: len(data) // 2]
         v = self.h.volumes[path]
         v.data = data
+        v.facts = replace(v.facts, mtime=self.c.tick())
         return len(data)
 
     def digest(self, path: str) -> str:
@@ -205,6 +222,8 @@ class SimHypervisor:
                 raise MigrationError(9, 10, b.fail_with, "migrate")
             with self.c.lock:
                 dst = self.c.hosts[target]
+                if request.copy == "full":  # the whole chain lands in the flat target volume
+                    d = replace(d, disks=tuple(replace(x, backing=()) for x in d.disks))
                 dst.domains[d.uuid] = replace(d, job_active=False)
                 del self.h.domains[d.uuid]  # UNDEFINE_SOURCE
         finally:

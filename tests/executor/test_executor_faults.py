@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from exec_labkit import CALM, MIB, copies, endpoints, ensure_base, make_runner, running_on, wait_for
+from exec_labkit import (
+    CALM,
+    MIB,
+    copies,
+    ensure_base,
+    make_runner,
+    running_on,
+    wait_for,
+)
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import OutcomeStatus
-from balancer.executor.hypervisor import libvirt_factory
-from balancer.executor.recovery import recover
 from balancer.lab import Lab
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
-from tests.leader import journal_of, lead
 
 pytestmark = pytest.mark.lab
 SLOW = LimitArgs(bandwidth_mib_s=8)
@@ -132,43 +132,4 @@ def test_guest_dirtying_faster_than_the_cap_is_stopped_in_time(lab: Lab, lab_gue
     lab.wait_heartbeat("h1", guest.name, after=beat, timeout=30)  # still alive on the source
 
 
-def test_balancer_killed_mid_migration_then_recovered(lab: Lab, lab_guest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    guest = lab_guest(host="h2", **CALM)
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("exec_crashchild.py")),
-            str(lab.directory),
-            url,
-            guest.name,
-            "h2",
-            "h1",
-            "8",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    assert child.stdout is not None
-    record_id = child.stdout.readline().strip()
-    store = Store.open(url)
-    try:
-        wait_for(
-            "the child to be migrating", lambda: store.get_record(record_id).state == MoveState.MIGRATING, 90
-        )
-        wait_for("bytes moving", lambda: lab.heartbeat("h2", guest.name), 10)
-        time.sleep(1.0)  # well inside the ~15 s migration, not a synchronisation
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-        assert store.get_record(record_id).state == MoveState.MIGRATING
-        lead(store)  # a new leader term, once the killed child's lease has expired
-        (final,) = recover(journal_of(store), libvirt_factory(endpoints(lab)), ARGS)
-        print(final.state, final.outcome, final.detail)
-        assert final.id == record_id and final.state in (MoveState.SUCCEEDED, MoveState.FAILED)
-        assert_journal_matches(lab, store, record_id, guest.name, "h2", "h1")
-        assert store.unfinished_records() == ()
-    finally:
-        if child.poll() is None:
-            child.kill()
-        store.close()
+# kill -9 of the balancer mid-migration, then recovery: tests/executor/test_kill_loop.py (20 seeded points).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 from exec_simcluster import SimCluster
@@ -10,7 +11,7 @@ from exec_simcluster import SimCluster
 from balancer.executor.args import ExecutorArgs
 from balancer.executor.journal import ALLOWED, Journal, TransitionError, check_transition, new_record
 from balancer.executor.recovery import recover
-from balancer.model import MigrationRecord, Move, MoveCost, MoveState
+from balancer.model import MigrationRecord, Move, MoveCost, MoveState, TargetVolume
 from balancer.reasons import Reason
 from balancer.store import Store
 from tests.leader import journal_of
@@ -39,7 +40,10 @@ def rec_in(
     }[state]
     for st in path:
         r = j.move_to(r, st)
-    return j.update(r, vm_uuid=uuid, created_volumes=created)
+    for p in created:  # as the executor does: in the ledger before the volume is created
+        journal_of(store).save_target_volume(TargetVolume(dst, p, "disk", "provisional", r.id, 1.0))
+    target_domain = uuid if state in (S.MIGRATING, S.VERIFYING) else ""
+    return j.update(r, vm_uuid=uuid, created_volumes=created, target_domain=target_domain)
 
 
 def test_happy_path_and_every_failure_edge_allowed() -> None:
@@ -122,7 +126,7 @@ def test_recovery_of_queued_and_prechecking(sim: SimCluster, store: Store) -> No
     assert (outs[q.id].state, outs[q.id].outcome) == (S.ABORTED, Reason.SHUTDOWN)
     # left before libvirt was asked to migrate: nothing was tried, so no quarantine (outcome shutdown)
     assert (outs[p.id].state, outs[p.id].outcome) == (S.ABORTED, Reason.SHUTDOWN)
-    assert "interrupted before the migration started" in outs[p.id].detail
+    assert "before the migration started" in outs[p.id].detail
     assert store.unfinished_records() == ()
     assert store.recent_moves(0.0) == ()
 
@@ -143,3 +147,61 @@ def test_recovery_waits_for_a_migration_still_running(sim: SimCluster, store: St
     (out,) = recover(journal_of(store), sim.hypervisor, ARGS)
     t.join()
     assert (out.id, out.state) == (r.id, S.SUCCEEDED)
+
+
+def test_recovery_keeps_the_bytes_the_journal_had(sim: SimCluster, store: Store) -> None:
+    dom = sim.add_vm("a", "h1")
+    r = rec_in(store, S.MIGRATING, uuid=dom.uuid)
+    Journal(journal_of(store)).update(r, disk_bytes=70 << 20, memory_bytes=117 << 20, backing_bytes=128 << 20)
+    (out,) = recover(
+        journal_of(store), sim.hypervisor, ARGS
+    )  # the migration failed: nothing more from libvirt
+    assert (out.state, out.disk_bytes, out.memory_bytes, out.backing_bytes) == (
+        S.FAILED,
+        70 << 20,
+        117 << 20,
+        128 << 20,
+    )
+
+
+def test_recovery_of_a_source_stopped_by_its_owner_is_failed_and_the_target_cleaned(
+    sim: SimCluster, store: Store
+) -> None:
+    dom = sim.add_vm("a", "h1")
+    sim.hosts["h1"].domains[dom.uuid] = replace(dom, state="shutoff", state_reason="destroyed")
+    sim.add_volume("h2", "/var/lib/libvirt/images/a.qcow2", b"\0", "qcow2")
+    r = rec_in(store, S.MIGRATING, uuid=dom.uuid, created=("/var/lib/libvirt/images/a.qcow2",))
+    (out,) = recover(journal_of(store), sim.hypervisor, ARGS)
+    assert (out.id, out.state, out.outcome) == (r.id, S.FAILED, Reason.SOURCE_STOPPED)
+    assert "shutoff (destroyed)" in out.detail
+    assert "/var/lib/libvirt/images/a.qcow2" not in sim.hosts["h2"].volumes
+    assert out.removed_volumes == ("/var/lib/libvirt/images/a.qcow2",)
+
+
+def test_needs_attention_is_looked_at_again_at_each_start(sim: SimCluster, store: Store) -> None:
+    dom = sim.add_vm("a", "h1")
+    sim.add_volume("h3", "/var/lib/libvirt/images/a.qcow2", b"\0", "qcow2")
+    sim.hosts["h3"].up = False
+    r = rec_in(store, S.MIGRATING, dst="h3", uuid=dom.uuid, created=("/var/lib/libvirt/images/a.qcow2",))
+    (first,) = recover(journal_of(store), sim.hypervisor, ARGS)
+    assert first.state == S.NEEDS_ATTENTION and "unreachable" in first.detail
+    assert "/var/lib/libvirt/images/a.qcow2" in sim.hosts["h3"].volumes  # kept: nobody could look
+    (again,) = recover(journal_of(store), sim.hypervisor, ARGS)  # h3 still down: left as it is
+    assert again == store.get_record(r.id) and again.state == S.NEEDS_ATTENTION
+    sim.hosts["h3"].up = True
+    (settled,) = recover(journal_of(store), sim.hypervisor, ARGS)
+    assert (settled.id, settled.state, settled.outcome) == (r.id, S.FAILED, Reason.RECOVERED)
+    assert "/var/lib/libvirt/images/a.qcow2" not in sim.hosts["h3"].volumes
+    assert store.records_needing_attention() == ()
+
+
+def test_a_needs_attention_a_human_must_decide_stays_untouched(sim: SimCluster, store: Store) -> None:
+    both = sim.add_vm("both", "h1")
+    sim.hosts["h2"].domains[both.uuid] = both
+    sim.add_volume("h2", "/var/lib/libvirt/images/both.qcow2", b"\0", "qcow2")
+    r = rec_in(store, S.VERIFYING, vm="both", uuid=both.uuid, created=("/var/lib/libvirt/images/both.qcow2",))
+    (first,) = recover(journal_of(store), sim.hypervisor, ARGS)
+    (second,) = recover(journal_of(store), sim.hypervisor, ARGS)
+    assert first.state == second.state == S.NEEDS_ATTENTION and second == store.get_record(r.id)
+    assert "/var/lib/libvirt/images/both.qcow2" in sim.hosts["h2"].volumes
+    assert sim.where("both") == [("h1", "running"), ("h2", "running")]

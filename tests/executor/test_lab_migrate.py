@@ -152,16 +152,17 @@ def test_precheck_refuses_target_without_memory_or_disk(lab: Lab, lab_guest, sto
     runner, _ = make_runner(lab, store, args=ExecutorArgs(memory_headroom_mib=10_000_000))
     (out,) = runner.wait([runner.submit([move(guest.name, "h1", "h2")])[0].id], timeout=60)
     assert (out.status, out.reason, out.record.state) == (
-        OutcomeStatus.FAILED,
+        OutcomeStatus.REFUSED,
         Reason.TARGET_NO_MEMORY,
-        MoveState.FAILED,
+        MoveState.REFUSED,
     )
     assert "MiB free" in out.detail
     runner, _ = make_runner(
         lab, store, args=ExecutorArgs(memory_headroom_mib=0, disk_headroom_mib=10_000_000)
     )
     (out,) = runner.wait([runner.submit([move(guest.name, "h1", "h2")])[0].id], timeout=60)
-    assert (out.status, out.reason) == (OutcomeStatus.FAILED, Reason.TARGET_NO_DISK)
+    assert (out.status, out.reason) == (OutcomeStatus.REFUSED, Reason.TARGET_NO_DISK)
     assert "pool images" in out.detail or "pool base" in out.detail
     assert copies(lab, guest.name) == [("h1", "running")]
-    assert not any("images" in p for p in out.record.created_volumes)
+    assert out.record.created_volumes == ()
+    assert store.recent_moves(0.0)[-1].refused  # nothing was tried: no quarantine

@@ -109,7 +109,10 @@ def test_failed_migration_removes_what_it_created_on_the_target(sim, sim_endpoin
     assert out.record.error_code == 9 and "unexpectedly failed" in (out.record.error_message or "")
     assert sim.where("a") == [("h1", "running")]
     assert sim.hosts["h3"].volumes.keys() == set()  # overlay and the copied base both gone
-    assert out.record.created_volumes == ()
+    made = ("/var/lib/libvirt/base/base.raw", "/var/lib/libvirt/images/a.qcow2")
+    assert out.record.created_volumes == made  # listed before they were created, base first
+    assert set(out.record.removed_volumes) == set(made)
+    assert store.target_volumes() == ()  # the ledger lists nothing of the move any more
 
 
 def test_precheck_skip_and_fail_are_distinct(sim, sim_endpoints, store) -> None:
@@ -126,12 +129,22 @@ def test_precheck_skip_and_fail_are_distinct(sim, sim_endpoints, store) -> None:
         Reason.VM_ALREADY_ON_TARGET,
         MoveState.ABORTED,
     )
+    # refused by a pre-check: nothing was tried, so no quarantine
     assert (b.status, b.reason, b.record.state) == (
-        OutcomeStatus.FAILED,
+        OutcomeStatus.REFUSED,
         Reason.TARGET_NO_MEMORY,
-        MoveState.FAILED,
+        MoveState.REFUSED,
     )
-    assert (c.status, c.reason) == (OutcomeStatus.FAILED, Reason.TARGET_UNKNOWN)
+    assert (c.status, c.reason, c.record.state) == (
+        OutcomeStatus.REFUSED,
+        Reason.TARGET_UNKNOWN,
+        MoveState.REFUSED,
+    )
+    # not quarantined: the planner only keeps b off the targets that refused it
+    assert [(p.vm, p.target, p.succeeded, p.refused) for p in store.recent_moves(0.0)] == [
+        ("b", "h3", False, True),
+        ("c", "h9", False, True),
+    ]
 
 
 def test_limits_hold_at_every_instant(sim, sim_endpoints, store) -> None:
@@ -224,3 +237,19 @@ def test_a_vm_with_a_move_held_gets_no_second_one(sim, sim_endpoints, store) -> 
     with pytest.raises(VmBusy, match=f"a already has migration {first.id}"):
         r.submit_one(move("a", "h1", "h3"))
     assert [rec.id for rec in store.records(vm="a")] == [first.id]  # nothing journaled for the refusal
+
+
+def test_bytes_copied_are_journaled_while_the_migration_runs(sim, sim_endpoints, store) -> None:
+    # so a record recovered after this process died still says what libvirt had sent
+    sim.add_vm("a", "h1")
+    sim.behaviour.seconds = 3.0
+    r = runner(sim, sim_endpoints, store)
+    (rec,) = r.submit([move("a", "h1", "h2")])
+    seen = wait_for(
+        "bytes in the journal mid-migration",
+        lambda: (x := store.get_record(rec.id)).state == MoveState.MIGRATING and x.disk_bytes > 0 and x,
+        10,
+        every=0.05,
+    )
+    (out,) = r.wait([rec.id], timeout=10)
+    assert out.ok and 0 < seen.disk_bytes <= out.record.disk_bytes

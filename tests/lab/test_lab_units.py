@@ -177,3 +177,10 @@ def test_guest_init_script_ships_with_the_package() -> None:
 
     script = (resources.files("balancer.lab") / "guest" / "init.sh").read_text()
     assert script.startswith("#!/bin/busybox sh") and "HB $i" in script and "LABGUEST up" in script
+
+
+def test_a_guest_with_a_console_gets_a_pty_serial_port_and_the_knob() -> None:
+    plain, with_console = LabGuest("g", "h1"), LabGuest("g", "h1", console=True)
+    assert "lab.console" not in plain.cmdline() and "type='pty'" not in domain_xml(plain, "k", "i")
+    assert "lab.console=1" in with_console.cmdline()
+    assert "<serial type='pty'>" in domain_xml(with_console, "k", "i")

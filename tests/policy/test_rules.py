@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from balancer.model import VM, HostState, Move, MoveCost, PastMove, PlannerState, VMTags
 from balancer.policy import PlanArgs, plan
 from balancer.policy.args import AffinityRule, LabelRule, PinRule, RulesArgs
@@ -122,6 +124,19 @@ def test_cooldown_and_quarantine_stop_hotspot_moves() -> None:
     assert p.moves == () and {s.reason for s in p.skips if s.subject == "vm"} == {Reason.QUARANTINED}
     old = tuple(PastMove(f"v{i}", "h3", "h1", NOW - 3 * 3600, succeeded=False) for i in range(4))
     assert plan(hot_pair(), PlannerState(recent=old), PlanArgs(), NOW).moves != ()
+
+
+def test_a_refused_move_is_no_quarantine_but_steers_the_vm_off_that_target() -> None:
+    # a pre-check refused v0..v3 on h2 (e.g. its pool was full): nothing was tried, so they are not
+    # quarantined; within the cooldown they are not sent to h2 again, later they may be
+    refused = tuple(PastMove(f"v{i}", "h1", "h2", NOW - 60, succeeded=False, refused=True) for i in range(4))
+    p = plan(hot_pair(), PlannerState(recent=refused), PlanArgs(), NOW)
+    assert p.moves == ()
+    assert {s.reason for s in p.skips if s.subject == "vm"} == {Reason.COOLDOWN}
+    snap = snapshot([*hot_pair().hosts, host("h3")], list(hot_pair().vms))
+    assert {m.target for m in plan(snap, PlannerState(recent=refused), PlanArgs(), NOW).moves} == {"h3"}
+    old = tuple(replace(p, finished_at=NOW - 3 * 3600) for p in refused)
+    assert {m.target for m in plan(hot_pair(), PlannerState(recent=old), PlanArgs(), NOW).moves} == {"h2"}
 
 
 def test_no_ping_pong_back_to_a_host_left_within_cooldown() -> None:

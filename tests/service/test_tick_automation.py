@@ -60,13 +60,14 @@ def test_recommend_stores_a_proposed_plan_and_moves_only_after_approval(
     # test driver's hosts report no free memory and the pre-check can fail before this line runs.
     started = r.store.get_plan(row.id).moves[0]
     assert started.migration_id == records[0].id, started
-    assert started.status in (MoveStatus.STARTED, MoveStatus.FAILED), started
+    assert started.status in (MoveStatus.STARTED, MoveStatus.REFUSED), started
     assert all(m.status == MoveStatus.PROPOSED for m in r.store.get_plan(row.id).moves[1:])
-    # The test driver cannot live-migrate: the move ends failed, and the stored plan follows it.
+    # The test driver's hosts report no free memory: the pre-check refuses the move, and the stored plan
+    # follows it.
     (outcome,) = r.runner.wait([records[0].id], timeout=60)
     assert not outcome.ok
     r.service.intake()  # the loop's next step between ticks takes the outcome from the executor's queue
-    assert r.store.get_plan(row.id).moves[0].status in (MoveStatus.FAILED, MoveStatus.SKIPPED)
+    assert r.store.get_plan(row.id).moves[0].status == MoveStatus.REFUSED
     assert r.store.get_record(records[0].id).state.final
 
 
@@ -82,7 +83,7 @@ def test_auto_hands_every_planned_move_to_the_executor(make_service: Callable[..
     # driver's hosts report no free memory, so the pre-check fails at once).
     stored = r.store.get_plan(row.id).moves
     assert all(m.migration_id == journal[m.vm].id for m in stored), stored
-    assert all(m.status in (MoveStatus.STARTED, MoveStatus.FAILED) for m in stored), stored
+    assert all(m.status in (MoveStatus.STARTED, MoveStatus.REFUSED) for m in stored), stored
 
 
 def test_follower_collects_but_never_plans(make_service: Callable[..., Running], tmp_path) -> None:

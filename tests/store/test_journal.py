@@ -33,6 +33,8 @@ def test_every_field_round_trips(store: Store) -> None:
         error_message="operation failed: migration job: unexpectedly failed — ünïcode",
         detail="dirty rate 900 MiB/s above the 500 MiB/s cap",
         created_volumes=("/var/lib/libvirt/images/vm1.qcow2", "/var/lib/libvirt/images/vm1-data.qcow2"),
+        target_domain="0f4c-uuid",
+        removed_volumes=("/var/lib/libvirt/images/vm1-data.qcow2",),
     )
     store.save_record(full)
     assert store.get_record("m-full") == full
@@ -129,4 +131,18 @@ def test_moves_never_tried_do_not_quarantine(store: Store) -> None:
     store.save_record(
         _replace(base, id="fail", vm="v3", state=MoveState.FAILED, outcome=Reason.MIGRATION_FAILED)
     )
-    assert [(p.vm, p.succeeded) for p in store.recent_moves(0.0)] == [("v3", False)]
+    store.save_record(
+        _replace(base, id="full", vm="v4", state=MoveState.REFUSED, outcome=Reason.TARGET_NO_DISK)
+    )
+    # a refusal comes back marked as one: the planner keeps v4 off b for a while, without quarantine
+    assert [(p.vm, p.succeeded, p.refused) for p in store.recent_moves(0.0)] == [
+        ("v3", False, False),
+        ("v4", False, True),
+    ]
+
+
+def test_records_needing_attention_oldest_first(store: Store) -> None:
+    store.save_record(record("n2", state=MoveState.NEEDS_ATTENTION, created_at=20.0))
+    store.save_record(record("ok", state=MoveState.SUCCEEDED, created_at=5.0))
+    store.save_record(record("n1", state=MoveState.NEEDS_ATTENTION, created_at=10.0))
+    assert [r.id for r in store.records_needing_attention()] == ["n1", "n2"]

@@ -7,6 +7,7 @@
 #   lab.disk_mb=N         MiB written to /dev/vda per second (fsync'd) ...
 #   lab.disk_window_mb=N  ... always inside the first N MiB of the disk, so the rest stays stable
 #   lab.cpu_burn=PCT      busy-loop PCT % of every second on the single vCPU
+#   lab.console=1         run `poweroff` typed on ttyS1 (the owner's console, Lab.guest_command)
 # It prints "LABGUEST up ..." once per boot and "HB <n> ..." every second on ttyS0. The lab reads
 # both from the serial log: a counter that keeps going on another host proves a live migration,
 # a second banner proves a reboot.
@@ -24,10 +25,25 @@ LIVE=$(arg live_mb 48)
 DISK=$(arg disk_mb 1)
 WINDOW=$(arg disk_window_mb 16)
 BURN=$(arg cpu_burn 0)
+CONSOLE=$(arg console 0)
 [ "$LIVE" -gt 0 ] || LIVE=1
 [ "$DIRTY" -le "$LIVE" ] || DIRTY=$LIVE
 [ "$DISK" -le "$WINDOW" ] || WINDOW=$DISK
 [ "$BURN" -le 100 ] || BURN=100
+
+# The owner's console: `poweroff` there powers the guest off (2 s after answering), as an owner shutting it down
+# from inside would (libvirt's own shutdown waits for a running migration job to end).
+if [ "$CONSOLE" = 1 ]; then
+  stty -F /dev/ttyS1 clocal -echo 2>/dev/null  # no carrier on a virtual port: do not wait for one
+  while read -r cmd; do
+    if [ "$cmd" = poweroff ]; then
+      echo "LABGUEST poweroff from the console"
+      echo "ran poweroff" >/dev/ttyS1
+      sleep 2  # the answer reaches whoever typed it before the port goes away
+      poweroff -f
+    fi
+  done </dev/ttyS1 &
+fi
 
 # Duty cycle over 1 s periods: spin for BURN centiseconds (reading /proc/uptime, so no fork
 # per iteration), then sleep for the rest of the period.
