@@ -11,7 +11,8 @@
      │    ├── Conflict      the request contradicts the stored state, e.g. a rejected plan approved (409)
      │    │    └── RecordChanged  a journal transition found the record no longer in the state it expected
      │    └── LeaseLost     a leader-only write refused: the writer no longer holds the lease at its epoch
-     ├── LabError           the local lab could not be brought up / used
+     ├── LabError           the local lab could not be brought up / used (balancer.lab.errors: the lab
+     │                      defines it with its own subclasses; the product never raises it)
      └── MigrationError     libvirt refused or failed a migration step; code, domain and message are
                             libvirt's own (``virErrorNumber``, ``virErrorDomain``, text)
 
@@ -89,10 +90,6 @@ class LeaseLost(StoreError):
     executor's fence before any action on a host. Whoever gets it must stop acting at once: the next
     leader adopts what is left from the journal.
     """
-
-
-class LabError(BalancerError):
-    """The local lab failed."""
 
 
 @dataclass(frozen=True)

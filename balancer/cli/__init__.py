@@ -1,8 +1,6 @@
 """Command line: `balancer ...`. One module per command group; this one wires them and maps errors
-to exit codes.
-
-Exit codes: 0 success, 1 the operation ran and failed (e.g. a migration that did not verify),
-2 bad input (config, arguments, snapshot file), 3 a host or the service could not be reached.
+to exit codes (balancer.exit_codes: 0 success, 1 the operation ran and failed, 2 bad input, 3 a host,
+the service or the store could not be reached, 130 Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,8 +10,9 @@ import sys
 import typer
 
 from balancer import __version__
-from balancer.cli.common import EXIT_INPUT, fail
+from balancer.cli.common import fail
 from balancer.errors import BalancerError, ConfigError, SnapshotError
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED
 
 app = typer.Typer(
     name="balancer",
@@ -65,6 +64,6 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, SnapshotError) as exc:
         fail(exc.render() if isinstance(exc, ConfigError) else f"error: {exc}", EXIT_INPUT)
     except BalancerError as exc:
-        fail(f"error: {exc}", 1)
+        fail(f"error: {exc}", EXIT_FAILED)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

@@ -39,9 +39,9 @@ from balancer.api.schemas import (
     PlanSummary,
     VMOut,
 )
-from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.config import Config
 from balancer.errors import Conflict, NotFound, StoreError
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import MoveState, Plan, Snapshot, plan_from_dict, snapshot_from_json
 from balancer.store import Store
 from balancer.store.records import PlanStatus
@@ -98,7 +98,7 @@ def default_token(cfg: Config | None) -> str | None:
         return chosen.secret()
     except OSError as exc:
         raise ClientError(
-            f"api token {chosen.name!r}: {chosen.token_file} cannot be read: {exc.strerror}", 2
+            f"api token {chosen.name!r}: {chosen.token_file} cannot be read: {exc.strerror}", EXIT_INPUT
         ) from None
 
 
@@ -149,7 +149,9 @@ class ApiBackend:
         try:
             return TypeAdapter(kind).validate_python(r.json()), r.status_code
         except (ValueError, ValidationError) as exc:
-            raise ClientError(f"the service at {self.where} sent an unexpected answer: {exc}", 1) from None
+            raise ClientError(
+                f"the service at {self.where} sent an unexpected answer: {exc}", EXIT_FAILED
+            ) from None
 
     def _on_leader(self, kind: Any, method: str, path: str, **kw: Any) -> Any:
         """A request only the leader carries out: retried once at the leader a follower names."""

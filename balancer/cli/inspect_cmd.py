@@ -19,11 +19,12 @@ from rich.table import Table
 from balancer.api import views
 from balancer.api.schemas import HostOut, VMOut
 from balancer.cli.client import ApiBackend, ClientError, api_url, default_token, refuse_while_led
-from balancer.cli.common import EXIT_INPUT, EXIT_UNREACHABLE, ConfigOption, fail, load_config, print_json
+from balancer.cli.common import ConfigOption, fail, load_config, print_json
 from balancer.cli.ops_cmd import ApiOption, LocalOption, TokenOption
 from balancer.config import Config
 from balancer.errors import StoreError
 from balancer.executor.runner import move_of
+from balancer.exit_codes import EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import (
     HostState,
     Plan,

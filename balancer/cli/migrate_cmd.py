@@ -23,10 +23,11 @@ from rich.text import Text
 
 from balancer.api.schemas import MigrationCreate, MigrationOut, ProgressNow
 from balancer.cli.client import ApiBackend, ClientError, api_url, default_token
-from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, ConfigOption, fail, load_config
+from balancer.cli.common import ConfigOption, fail, load_config
 from balancer.cli.ops_cmd import ApiOption, LocalOption, TokenOption
 from balancer.cli.outcome import report
 from balancer.config import Config
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT
 
 MIB = 1 << 20
 POLL_SECONDS = 0.5

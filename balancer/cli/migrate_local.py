@@ -19,13 +19,14 @@ from rich.text import Text
 from balancer.api import views
 from balancer.api.schemas import MigrationCreate
 from balancer.cli.client import ClientError, refuse_while_led
-from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, fail
+from balancer.cli.common import fail
 from balancer.cli.outcome import report
 from balancer.config import Config
 from balancer.errors import Conflict, MigrationError, StoreError
 from balancer.executor.events import Event, Note, Progress, StateChanged, Waiting
 from balancer.executor.hypervisor import Hypervisor, libvirt_factory
 from balancer.executor.runner import Runner
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import Move, MoveCost
 from balancer.reasons import Reason
 from balancer.service import wiring

@@ -22,17 +22,10 @@ from rich.table import Table
 from balancer.api.errors import problem_of
 from balancer.api.schemas import DrainCreate, DrainOut, MoveOut, PlanSummary
 from balancer.cli.client import API_ENV, TOKEN_ENV, Backend, ClientError, connect
-from balancer.cli.common import (
-    EXIT_FAILED,
-    EXIT_INPUT,
-    ConfigOption,
-    config_path,
-    fail,
-    load_config,
-    print_json,
-)
+from balancer.cli.common import ConfigOption, config_path, fail, load_config, print_json
 from balancer.config import Config
 from balancer.errors import ConfigError
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT
 from balancer.model import MoveState
 from balancer.store.records import DrainState, PlanStatus
 

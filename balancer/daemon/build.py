@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from balancer.config import Config
+from balancer.daemon import libvirt_process
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.metrics.collector import Collector
@@ -14,7 +15,6 @@ from balancer.metrics.export import ControlMetrics, Metrics
 from balancer.service import wiring
 from balancer.service.core import Service
 from balancer.service.leadership import LeaseKeeper, holder_id
-from balancer.service.libvirt_events import ensure_event_loop
 from balancer.store import Store
 
 
@@ -49,7 +49,7 @@ def lease_ttl(cfg: Config) -> float:
 def build(cfg: Config) -> Running:
     """Open the store and connections and build the Service; no thread runs yet (the lease keeper
     starts in ``serve``, or when a test calls ``lease.start()``/``lease.renew()``)."""
-    ensure_event_loop()
+    libvirt_process.prepare()
     store = Store.open(cfg.store.url)
     registry = CollectorRegistry()
     t = cfg.thresholds

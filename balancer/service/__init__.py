@@ -10,5 +10,4 @@
     events.py       executor events → metrics, logs, live progress, the outcome queue
     wiring.py       Config → the values the packages below take
     logs.py         text or JSON log lines
-    libvirt_events.py  libvirt's event loop (connection keepalives)
 """
