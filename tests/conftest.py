@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from balancer.daemon import libvirt_process
+from balancer.service import libvirt_process
 
 pytest_plugins = ["tests.pg", "balancer.lab.fixtures"]
 

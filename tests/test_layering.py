@@ -191,7 +191,7 @@ def test_importing_the_product_loads_no_tool_starts_no_thread_and_configures_no_
     strict=True, reason="executor/hypervisor.py still registers at import; moved once issue 13 has landed"
 )
 def test_importing_the_product_registers_nothing_with_libvirt() -> None:
-    """libvirt's error handler and event loop are process-wide: daemon.libvirt_process sets them up where
+    """libvirt's error handler and event loop are process-wide: service.libvirt_process sets them up where
     a process starts (balancer run, the CLI, the tests' conftest), never an import."""
     assert import_everything()["libvirt"] == []
 

@@ -45,9 +45,11 @@ SampleOption = typer.Option(1.0, "--sample-seconds", min=0.0, max=60.0, help="Se
 def collect(cfg: Config, sample_seconds: float) -> Snapshot:
     """Two polls, ``sample_seconds`` apart (the CPU rate needs an interval), of every configured host."""
     from balancer.metrics.collector import Collector
+    from balancer.service import libvirt_process
 
     if not cfg.hosts:
         fail("config has no hosts: add them under `hosts:` (see config.yaml)", EXIT_INPUT)
+    libvirt_process.prepare()  # this process talks to libvirtd: as `balancer run` does at its start
     with Collector.for_endpoints(wiring.endpoints(cfg), cfg.collection) as collector:
         collector.tick(time.time())
         if sample_seconds > 0:

@@ -29,7 +29,7 @@ from balancer.executor.runner import Runner
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import Move, MoveCost
 from balancer.reasons import Reason
-from balancer.service import wiring
+from balancer.service import libvirt_process, wiring
 from balancer.service.leadership import LeaseKeeper
 from balancer.store import Store
 
@@ -91,6 +91,7 @@ def _run(cfg: Config, req: MigrationCreate, store: Store, keeper: LeaseKeeper, c
     term = keeper.term()
     assert term is not None
     eps = wiring.executor_endpoints(cfg)
+    libvirt_process.prepare()  # this process migrates: keepalives and quiet errors, as `balancer run`
     factory = libvirt_factory(eps)
     source = req.source or find_vm(req.vm, [h for h in eps if h != req.target], {h: factory(h) for h in eps})
     move = Move(req.vm, source, req.target, Reason.MANUAL, MoveCost(0, 0, 0, 0.0), detail="by --local")

@@ -7,7 +7,6 @@ clock, reloads the config on SIGHUP and stops cleanly on SIGTERM.
 ::
 
     build.py    Running: the parts of one instance (store, metrics, collector, lease, service)
-    libvirt_process.py  libvirt's process-wide set-up: error handler, event loop (keepalives)
     loop.py     the tick/intake loop on the monotonic clock
     notify.py   systemd readiness notification (sd_notify)
     reload.py   SIGHUP: a new config, validated, applied or refused

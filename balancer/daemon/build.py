@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from balancer.config import Config
-from balancer.daemon import libvirt_process
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.metrics.collector import Collector
 from balancer.metrics.export import ControlMetrics, Metrics
-from balancer.service import wiring
+from balancer.service import libvirt_process, wiring
 from balancer.service.core import Service
 from balancer.service.leadership import LeaseKeeper, holder_id
 from balancer.store import Store

@@ -10,4 +10,6 @@
     events.py       executor events → metrics, logs, live progress, the outcome queue
     wiring.py       Config → the values the packages below take
     logs.py         text or JSON log lines
+    libvirt_process.py  libvirt's process-wide set-up (error handler, event loop), called where a
+                    process starts: daemon.build, the CLI's commands that talk to libvirtd, the tests
 """
