@@ -69,7 +69,7 @@ class LocalView:
             refuse_while_led(self.store)
         except ClientError as exc:
             self.store.close()
-            fail(f"error: {exc}", exc.code)
+            fail(f"error: {exc}", exc.exit_code)
         self.cfg = cfg
         self.now = self.store.now()
         latest: dict[str, DrainState] = {}
@@ -190,7 +190,7 @@ def register(app: typer.Typer) -> None:
                 finally:
                     backend.close()
             except ClientError as exc:
-                fail(f"error: {exc}", exc.code)
+                fail(f"error: {exc}", exc.exit_code)
         if as_json:
             out: dict[str, object] = {"hosts": [h.model_dump(mode="json") for h in hosts]}
             if vm_list is not None:
@@ -222,7 +222,7 @@ def register(app: typer.Typer) -> None:
                 finally:
                     backend.close()
             except ClientError as exc:
-                fail(f"error: {exc}", exc.code)
+                fail(f"error: {exc}", exc.exit_code)
         out.write_text(snapshot_to_json(snap))
         print(f"wrote {out}: {len(snap.hosts)} hosts, {len(snap.vms)} VMs")
 
@@ -266,7 +266,7 @@ def register(app: typer.Typer) -> None:
                     finally:
                         backend.close()
                 except ClientError as exc:
-                    fail(f"error: {exc}", exc.code)
+                    fail(f"error: {exc}", exc.exit_code)
         if as_json:
             print_json(plan_to_dict(result))
             return

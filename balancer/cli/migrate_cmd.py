@@ -88,7 +88,7 @@ def _through_service(
     try:
         backend = ApiBackend(api_url(cfg, api), token if token is not None else default_token(cfg))
     except ClientError as exc:
-        fail(f"error: {exc}", exc.code)
+        fail(f"error: {exc}", exc.exit_code)
     try:
         started = time.monotonic()
         rec = backend.migrate(req)
@@ -96,7 +96,7 @@ def _through_service(
         final = _follow(backend, rec, console)
         return report(final, time.monotonic() - started)
     except ClientError as exc:
-        fail(f"error: {exc}", exc.code)
+        fail(f"error: {exc}", exc.exit_code)
     finally:
         backend.close()
 

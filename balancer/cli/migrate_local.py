@@ -72,7 +72,7 @@ def run_local(cfg: Config, req: MigrationCreate, console: Console) -> int:
         try:
             refuse_while_led(store)
         except ClientError as exc:
-            fail(f"error: {exc}", exc.code)
+            fail(f"error: {exc}", exc.exit_code)
         holder = f"cli:{getpass.getuser()}@{socket.gethostname()}/{os.getpid()}"
         keeper = LeaseKeeper(store, holder, LEASE_SECONDS)
         term = keeper.renew()

@@ -24,7 +24,7 @@ from balancer.api.schemas import DrainCreate, DrainOut, MoveOut, PlanSummary
 from balancer.cli.client import API_ENV, TOKEN_ENV, Backend, ClientError, connect
 from balancer.cli.common import ConfigOption, config_path, fail, load_config, print_json
 from balancer.config import Config
-from balancer.errors import ConfigError
+from balancer.errors import ConfigError, ErrorCode
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT
 from balancer.model import MoveState
 from balancer.store.records import DrainState, PlanStatus
@@ -85,7 +85,7 @@ def _backend(
         finally:
             backend.close()
     except ClientError as exc:
-        fail(f"error: {exc}", exc.code)
+        fail(f"error: {exc}", exc.exit_code)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -209,7 +209,7 @@ def undrain(
         try:
             d = backend.cancel_drain(host)
         except ClientError as exc:
-            if exc.status == 404 and str(exc).startswith(f"host {host!r} has no open drain"):
+            if exc.error == ErrorCode.NOT_DRAINED:
                 print(f"{host}: no open drain; nothing to undrain")
                 return
             raise
