@@ -51,17 +51,7 @@ def build(cfg: Config) -> Running:
     libvirt_process.prepare()
     store = Store.open(cfg.store.url)
     registry = CollectorRegistry()
-    t = cfg.thresholds
-    metrics = Metrics(
-        registry,
-        hosts=[h.name for h in cfg.hosts],
-        thresholds={
-            "cpu_high": t.cpu_high,
-            "memory_high": t.memory_high,
-            "target_imbalance": t.target_imbalance,
-        },
-        interval_seconds=cfg.collection.interval_seconds,
-    )
+    metrics = Metrics(registry, **wiring.metrics_config(cfg))
     control = ControlMetrics(registry)
     collector = Collector.for_endpoints(wiring.endpoints(cfg), cfg.collection)
     hypervisors = libvirt_factory(wiring.executor_endpoints(cfg))
