@@ -209,3 +209,15 @@ def test_python_dash_m_balancer_runs_the_cli_and_importing_it_does_not() -> None
         timeout=60,
     )
     assert (imported.returncode, imported.stdout, imported.stderr) == (0, "", "")
+
+
+def test_tests_import_from_the_root_without_editing_sys_path() -> None:
+    """pyproject's ``pythonpath = ["."]`` puts the root on the path for every test; a conftest that edits
+    sys.path as well hides which tests would break without it."""
+    edits = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "sys.path." in line and "sys.path.\" in line" not in line
+    ]
+    assert edits == []
