@@ -14,6 +14,8 @@ from balancer.cli.common import fail
 from balancer.errors import BalancerError, ConfigError, SnapshotError
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="balancer",
     help="Keeps a libvirt/KVM cluster balanced and drains hosts by live block migration.",

@@ -13,3 +13,8 @@
     libvirt_process.py  libvirt's process-wide set-up (error handler, event loop), called where a
                     process starts: daemon.build, the CLI's commands that talk to libvirtd, the tests
 """
+
+from balancer.service.core import Service
+from balancer.service.leadership import LeaderTerm, LeaseKeeper, holder_id
+
+__all__ = ["LeaderTerm", "LeaseKeeper", "Service", "holder_id"]
