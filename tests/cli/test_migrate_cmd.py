@@ -4,28 +4,16 @@ migrate, so every move ends at its pre-check with libvirt's facts)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import httpx
 import typer
-import yaml
 from typer.testing import CliRunner, Result
 
 from balancer.cli import migrate_cmd
-from balancer.config import parse
-from balancer.daemon import serve
 from balancer.model import MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
-from tests.api.harness import free_port
-from tests.service.conftest import driver_hosts
-from tests.waiting import wait_for
-
-TOKEN = "migrate-test-token-0123456789"
+from tests.cli.running import config, service
 
 
 def app() -> typer.Typer:
@@ -39,47 +27,9 @@ def app() -> typer.Typer:
     return a
 
 
-def config(tmp_path: Path, **extra: Any) -> Path:
-    data: dict[str, Any] = {
-        "hosts": driver_hosts(),
-        "store": {"url": f"sqlite:///{tmp_path / 'j.db'}"},
-        "collection": {"interval_seconds": 1, "window": 1},
-        "api": {"listen": f"127.0.0.1:{free_port()}", "tokens": [{"name": "ops", "token": TOKEN}]},
-        "service": {"shutdown_grace_seconds": 0},
-    }
-    data.update(extra)
-    p = tmp_path / "config.yaml"
-    p.write_text(yaml.safe_dump(data))
-    return p
-
-
 def migrate(cfg: Path, *args: str) -> Result:
     env = {"BALANCER_API": None, "BALANCER_TOKEN": None, "COLUMNS": "200"}
     return CliRunner().invoke(app(), ["migrate", *args, "--config", str(cfg)], env=env)
-
-
-@contextmanager
-def service(cfg_path: Path) -> Iterator[str]:
-    """`balancer run` in a thread on this config; yields its URL once it has ticked."""
-    cfg = parse(yaml.safe_load(cfg_path.read_text()))
-    stop = threading.Event()
-    thread = threading.Thread(target=serve, args=(cfg,), kwargs={"stop": stop}, daemon=True)
-    thread.start()
-    url = f"http://{cfg.api.listen}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).json().get("leader") is True
-        except (httpx.TransportError, ValueError):
-            return False
-
-    try:
-        wait_for("the service to lead and tick", ready, timeout=60)
-        yield url
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "the service did not stop"
 
 
 def test_unknown_target_host_is_bad_input(tmp_path: Path) -> None:
