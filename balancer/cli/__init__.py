@@ -41,6 +41,8 @@ def _options(
 
 
 def _register() -> None:
+    if app.registered_commands:  # once per process (main() may run more than once in one, e.g. tests)
+        return
     # Imported here so `import balancer.cli` stays cheap and a broken optional group
     # (e.g. the lab on a machine without iproute2) does not take the others down.
     from balancer.cli import config_cmd, demo_cmd, inspect_cmd, migrate_cmd, ops_cmd, run_cmd
