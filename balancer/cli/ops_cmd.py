@@ -213,7 +213,10 @@ def undrain(
                 print(f"{host}: no open drain; nothing to undrain")
                 return
             raise
-        print(f"{host}: drain {d.id} cancelled")
+        if d.state == DrainState.RELEASED:
+            print(f"{host}: back in service (its drain {d.id} had finished)")
+        else:
+            print(f"{host}: drain {d.id} cancelled")
 
 
 def drains(

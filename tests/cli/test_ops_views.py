@@ -20,7 +20,7 @@ from balancer.model import MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
 from balancer.store.records import Blocker, DrainProgress, DrainState, MoveStatus
-from tests.api.harness import config, context, plan, serving, write_config
+from tests.api.harness import READ_TOKEN, config, context, plan, serving, write_config
 from tests.cli.drain_steps import opened_drain
 from tests.leader import fence_of
 from tests.store.builders import record
@@ -171,3 +171,39 @@ def test_migrations_show_outcomes_bytes_and_libvirts_error(cfg_file: Path, store
     failed = json.loads(run(cfg_file, "migrations", "--state", "failed", "--json").stdout)
     assert [(m["id"], m["error"]["code"]) for m in failed] == [("m-bad", 9)]
     assert run(cfg_file, "migrations", "--vm", "nobody").stdout.strip() == "no migrations"
+
+
+def test_undrain_cancels_an_open_drain_or_puts_a_drained_host_back_in_service(
+    cfg_file: Path, store: Store
+) -> None:
+    d, _ = store.create_drain("h1", "ops", time.time())
+    r = run(cfg_file, "undrain", "h1")
+    assert (r.exit_code, r.stdout) == (0, f"h1: drain {d.id} cancelled\n")
+    done, _ = store.create_drain("h2", "ops", time.time())
+    store.finish_drain(done.id, time.time(), fence=fence_of(store))
+    r = run(cfg_file, "undrain", "h2")
+    assert (r.exit_code, r.stdout) == (0, f"h2: back in service (its drain {done.id} had finished)\n")
+    assert store.drains(host="h2")[0].state == DrainState.RELEASED
+    r = run(cfg_file, "undrain", "h2")  # the service answers not_drained: nothing left to undo
+    assert (r.exit_code, r.stdout) == (0, "h2: no open drain; nothing to undrain\n")
+    r = run(cfg_file, "undrain", "h9")
+    assert r.exit_code == 2 and "HOST: 'h9' is not a configured host; known: h1, h2, h3" in r.output
+
+
+def test_abort_of_a_finished_migration_is_refused_with_exit_1(cfg_file: Path, store: Store) -> None:
+    store.save_record(record("m-old", vm="web-2", state=MoveState.SUCCEEDED))
+    r = run(cfg_file, "abort", "m-old")
+    assert r.exit_code == 1
+    assert "migration m-old is already succeeded; there is nothing to abort [HTTP 409]" in r.output
+    r = run(cfg_file, "abort", "m-none")
+    assert r.exit_code == 2 and "migration 'm-none' is not in the journal [HTTP 404]" in r.output
+
+
+def test_reading_commands_take_a_read_token(cfg_file: Path, store: Store) -> None:
+    store.create_drain("h3", "ops", time.time())
+    env = {"BALANCER_API": None, "BALANCER_TOKEN": READ_TOKEN, "COLUMNS": "220"}
+    r = CliRunner().invoke(app, ["drains", "--config", str(cfg_file)], env=env)
+    assert r.exit_code == 0 and "h3" in rows(r.stdout)
+    r = CliRunner().invoke(app, ["undrain", "h3", "--config", str(cfg_file)], env=env)
+    assert r.exit_code == 2 and "has role read" in r.output
+    assert store.drains(host="h3")[0].state == DrainState.OPEN
