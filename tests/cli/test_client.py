@@ -193,3 +193,21 @@ def test_an_unreadable_token_file_is_bad_input_naming_it(tmp_path: Path) -> None
     secret.unlink()
     gone = failure(lambda: default_token(cfg))
     assert gone.exit_code == EXIT_INPUT and f"api token 'ops': {secret} cannot be read" in str(gone)
+
+
+def test_the_services_view_comes_back_as_the_models_the_cli_draws(url: str, ctx: ApiContext) -> None:
+    """The snapshot and a preview cross HTTP as JSON and come back equal to what the service holds."""
+    api = ApiBackend(url, WRITE_TOKEN)
+    live = stand_in(ctx).live().snapshot
+    assert live is not None
+    assert api.snapshot() == live
+    assert [h.name for h in api.hosts()] == ["h1", "h2", "h3"]
+    assert {v.name: v.host for v in api.vms()} == {v.name: v.host for v in live.vms}
+    preview = api.preview(["h2"])
+    assert preview == stand_in(ctx).preview({"h2"})  # the same plan, as the planner made it
+    assert all(m.target != "h2" for m in preview.moves)
+    queued = api.migrate(MigrationCreate(vm="web-1", target="h3", bandwidth_mib_s=9))
+    assert (queued.vm, queued.source, queued.target, queued.state) == ("web-1", "h1", "h3", MoveState.QUEUED)
+    ((request, actor),) = stand_in(ctx).migrations
+    assert (request.bandwidth_mib_s, actor) == (9, "ops")  # the request as sent, by the token's name
+    api.close()

@@ -121,3 +121,14 @@ def test_the_installed_entry_point_maps_errors_the_same_way(tmp_path: Path) -> N
     )
     assert ran.returncode == EXIT_INPUT
     assert str(missing) in ran.stderr and "Traceback" not in ran.stderr
+
+
+def test_the_lab_commands_are_reached_through_the_lazily_registered_group(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = balancer("lab", "--help", capsys=capsys)
+    assert code == EXIT_OK
+    listed = {line.split()[1] for line in out.splitlines() if line.startswith("│ ") and len(line.split()) > 1}
+    assert {"up", "down", "status", "check-clean"} <= listed
+    code, _, err = balancer("lab", "status", "--dir", "/nonexistent/balancer-lab", capsys=capsys)
+    assert code == EXIT_FAILED and "start one with `balancer lab up`" in err

@@ -207,3 +207,25 @@ def test_reading_commands_take_a_read_token(cfg_file: Path, store: Store) -> Non
     r = CliRunner().invoke(app, ["undrain", "h3", "--config", str(cfg_file)], env=env)
     assert r.exit_code == 2 and "has role read" in r.output
     assert store.drains(host="h3")[0].state == DrainState.OPEN
+
+
+def test_drain_wait_against_a_real_service_ends_at_the_planners_blocker(tmp_path: Path) -> None:
+    """The whole path an operator takes: `balancer run` on test-driver hosts (which cannot migrate, so the
+    drain's move fails its pre-check and the VM is quarantined), `drain --wait` following it until the
+    service reports the drain blocked, with the planner's reason for the VM left."""
+    from tests.cli.running import config as service_config
+    from tests.cli.running import service
+
+    cfg = service_config(tmp_path, automation="auto", thresholds={"hold_ticks": 1})
+    with service(cfg):
+        env = {"BALANCER_API": None, "BALANCER_TOKEN": None, "COLUMNS": "220"}
+        r = CliRunner().invoke(
+            app, ["drain", "c", "--wait", "--interval", "0.2", "--config", str(cfg)], env=env
+        )
+    assert r.exit_code == 1, r.output
+    assert r.stdout.startswith("c: drain 1 opened")
+    assert "c: drain 1 is blocked: 1 VMs" in r.stdout
+    assert "  vm lone: " in r.stdout  # the blocker, with the planner's reason code in brackets
+    with Store.open(f"sqlite:///{tmp_path / 'j.db'}") as store:
+        (rec,) = store.records(vm="lone")
+        assert (rec.source, rec.reason, rec.drain_id, rec.state.final) == ("c", Reason.DRAIN, 1, True)
