@@ -40,9 +40,15 @@ class Loop:
         self.between = between  # between steps, in this thread (config reloads)
         self.monotonic = monotonic
         self._wake = threading.Event()
+        self._due_now = False
         self.ticks = 0
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def tick_now(self) -> None:
+        """Run the next tick at once (a new leader adopts and plans without waiting an interval)."""
+        self._due_now = True
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
@@ -50,6 +56,9 @@ class Loop:
         while not stop.is_set():
             self.between()
             now = self.monotonic()
+            if self._due_now:
+                self._due_now = False
+                next_tick = now
             if now >= next_tick:
                 self.service.tick()
                 self.ticks += 1

@@ -33,6 +33,7 @@ from balancer.daemon.reload import Reloader
 from balancer.errors import ConfigError, StoreError
 from balancer.exit_codes import EXIT_FAILED, EXIT_OK
 from balancer.service import logs
+from balancer.service.leadership import LeaderTerm
 
 log = logging.getLogger("balancer.daemon")
 
@@ -133,6 +134,13 @@ def _run(
             notify("READY=1")
 
     loop.between = between
+
+    def on_leadership(term: LeaderTerm | None) -> None:
+        service.leadership_changed(term)
+        if term is not None:
+            loop.tick_now()
+
+    parts.lease.on_change = on_leadership
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name

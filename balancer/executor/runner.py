@@ -123,10 +123,10 @@ class Runner:
         """
         bw = admission.effective_bandwidth(bandwidth_mib_s or 0, self.limits)
         with self._cv:
-            if self._closing:
-                raise RuntimeError("runner is shutting down; not accepting moves")
             if self.detached:
                 raise LeaseLost("this runner's leadership term has ended; not accepting moves")
+            if self._closing:
+                raise RuntimeError("runner is shutting down; not accepting moves")
             busy = self._item_of_vm(move.vm)
             if busy is not None:
                 raise VmBusy(f"{move.vm} already has migration {busy.record.id} ({busy.record.state.value})")

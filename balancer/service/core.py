@@ -192,6 +192,7 @@ class Service:
                 self._consume_outcomes(term)
             open_drains, drained = self._drain_view()
             snap = self._collect(now, set(open_drains), drained)
+            self._publish(snapshot=snap)  # the executor's pre-checks read the snapshot the plan is made on
             self.efficacy.check(snap, now)
             recent = self._recent(now)
             leader = term is not None

@@ -21,4 +21,13 @@ from balancer.sim.run import RunResult, run
 from balancer.sim.source import SimSource
 from balancer.sim.trace import Trace
 
-__all__ = ["RunResult", "SimArgs", "SimCluster", "SimExecutor", "SimSource", "Trace", "default_sim_args", "run"]
+__all__ = [
+    "RunResult",
+    "SimArgs",
+    "SimCluster",
+    "SimExecutor",
+    "SimSource",
+    "Trace",
+    "default_sim_args",
+    "run",
+]

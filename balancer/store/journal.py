@@ -61,6 +61,9 @@ def insert(conn: Connection, rec: MigrationRecord) -> None:
     conn.execute(migrations.insert().values(**_row(rec)))
 
 
+_TERMINAL = (MoveState.SUCCEEDED, MoveState.FAILED, MoveState.ABORTED)
+
+
 def transition(conn: Connection, rec: MigrationRecord, expect: MoveState, owner: int) -> None:
     """Replace record ``rec.id`` only while it is still in state ``expect`` and owned by epoch ``owner``
     (``rec.epoch`` itself, or an older term when a new leader adopts the record).
@@ -68,6 +71,10 @@ def transition(conn: Connection, rec: MigrationRecord, expect: MoveState, owner:
     RecordChanged (with the stored record) when it is not: an undrain withdrew it, a newer leader
     adopted it, or it already ended. A final record is therefore never rewritten.
     """
+    if expect in _TERMINAL:
+        # succeeded, failed and aborted are the end: nothing rewrites them (needs_attention is final
+        # for the executor but stays open to a leader re-examining it)
+        raise RecordChanged(f"migration {rec.id} is {expect.value}: a final record is never rewritten")
     values = {k: v for k, v in _row(rec).items() if k != "id"}
     done = conn.execute(
         update(migrations)

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect
 
 from balancer.errors import Conflict, ErrorCode, StoreError
 from balancer.model import MigrationRecord, MoveState, PastMove, Plan
@@ -439,10 +439,13 @@ def _must_exist(url: str) -> None:
                 f"no store at {path} (store.url): nothing has run there yet; start `balancer run` with "
                 "this config to create it, or fix store.url"
             )
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":  # opening it would make it one (WAL mode)
+                raise StoreError(f"{path} (store.url) is not a SQLite database, so no balancer schema")
 
 
 def _must_be_current(conn: Connection, where: str) -> None:
-    have = current_version(conn)
+    have = current_version(conn) if inspect(conn).has_table("schema_version") else 0
     if have != LATEST:
         what = "no balancer schema" if have == 0 else f"schema version {have}, not {LATEST}"
         raise StoreError(

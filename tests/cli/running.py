@@ -1,5 +1,5 @@
-"""A real `balancer run` for the CLI tests: a config on libvirt test-driver hosts, and ``serve()`` in a
-thread on loopback until the block ends."""
+"""A real `balancer run` for CLI tests: `serve()` in a thread on libvirt test-driver hosts and a SQLite
+store, with a write token; the CLI finds it through the config's api.listen."""
 
 from __future__ import annotations
 
@@ -18,14 +18,16 @@ from tests.api.harness import free_port
 from tests.service.conftest import driver_hosts
 from tests.waiting import wait_for
 
-TOKEN = "migrate-test-token-0123456789"
+TOKEN = "cli-test-token-0123456789"
 
 
 def config(tmp_path: Path, **extra: Any) -> Path:
+    """config.yaml for a service on the three test-driver hosts (a is hot with 3 usable cores)."""
     data: dict[str, Any] = {
-        "hosts": driver_hosts(),
+        "hosts": driver_hosts(a={"cpus": 3}),
         "store": {"url": f"sqlite:///{tmp_path / 'j.db'}"},
         "collection": {"interval_seconds": 1, "window": 1},
+        "thresholds": {"hold_ticks": 1},
         "api": {"listen": f"127.0.0.1:{free_port()}", "tokens": [{"name": "ops", "token": TOKEN}]},
         "service": {"shutdown_grace_seconds": 0},
     }
@@ -36,8 +38,8 @@ def config(tmp_path: Path, **extra: Any) -> Path:
 
 
 @contextmanager
-def service(cfg_path: Path) -> Iterator[str]:
-    """`balancer run` in a thread on this config; yields its URL once it has ticked."""
+def service(cfg_path: Path, ticks: int = 2) -> Iterator[str]:
+    """`balancer run` in a thread on this config; yields its URL once it leads and has ticked."""
     cfg = parse(yaml.safe_load(cfg_path.read_text()))
     stop = threading.Event()
     thread = threading.Thread(target=serve, args=(cfg,), kwargs={"stop": stop}, daemon=True)
@@ -46,9 +48,13 @@ def service(cfg_path: Path) -> Iterator[str]:
 
     def ready() -> bool:
         try:
-            return httpx.get(f"{url}/readyz", timeout=2).json().get("leader") is True
+            if httpx.get(f"{url}/readyz", timeout=2).json().get("leader") is not True:
+                return False
+            text = httpx.get(f"{url}/metrics", timeout=2).text
         except (httpx.TransportError, ValueError):
             return False
+        ok = [ln for ln in text.splitlines() if ln.startswith('balancer_ticks_total{result="ok"}')]
+        return bool(ok) and float(ok[0].rsplit(" ", 1)[1]) >= ticks
 
     try:
         wait_for("the service to lead and tick", ready, timeout=60)

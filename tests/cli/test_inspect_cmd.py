@@ -1,168 +1,113 @@
-"""`balancer status`, `snapshot` and `plan` as an operator runs them: through a real service on loopback
-(libvirt test-driver hosts), with ``--local`` on the hosts and the store directly, and offline on a
-recorded snapshot file."""
+"""`balancer status`, `plan` and `snapshot` show the service's view (maintenance, drains, what holds a VM),
+from its API; with `--local` (no service) the same view built here; never a different picture."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import typer
 from typer.testing import CliRunner, Result
 
 from balancer.cli import inspect_cmd
-from balancer.model import snapshot_from_json, snapshot_to_json
+from balancer.model import MoveState, snapshot_from_json
+from balancer.reasons import Reason
 from balancer.store import Store
-from tests.builders import host, snapshot, vm
+from balancer.store.records import DrainState
 from tests.cli.running import config, service
+from tests.leader import fence_of
+from tests.store.builders import record
 
 app = typer.Typer()
 inspect_cmd.register(app)
 
 
-def rows(text: str) -> dict[str, list[str]]:
-    """The cells of each table row, by its first cell (rich draws the tables with box characters)."""
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if len(cells) > 1 and cells[0]:
-            out.setdefault(cells[0], cells)
-    return out
-
-
-def run(cfg: Path | None, *args: str) -> Result:
-    argv = [*args, "--config", str(cfg)] if cfg is not None else list(args)
+def run(cfg: Path, *args: str) -> Result:
     env = {"BALANCER_API": None, "BALANCER_TOKEN": None, "COLUMNS": "200"}
-    return CliRunner().invoke(app, argv, env=env)
+    return CliRunner().invoke(app, [*args, "--config", str(cfg), "--sample-seconds", "0.2"], env=env)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """One `balancer run` (automation off: it only collects) for the tests that read through the API."""
-    tmp = tmp_path_factory.mktemp("inspect")
-    cfg = config(tmp, automation="off")
+def store_of(tmp_path: Path) -> Store:
+    return Store.open(f"sqlite:///{tmp_path / 'j.db'}")
+
+
+def test_status_shows_the_services_host_states_and_what_holds_each_vm(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    with store_of(tmp_path) as store:
+        drain, _ = store.create_drain("c", "ops", store.now())
+        finished = store.now() - 60  # web2 moved a minute ago: in cooldown for the next hour
+        store.save_record(
+            record("m1", vm="web2", source="b", target="a", state=MoveState.SUCCEEDED, finished_at=finished)
+        )
     with service(cfg):
-        yield cfg, tmp
-
-
-def test_status_shows_every_host_as_the_service_sees_it(served: tuple[Path, Path]) -> None:
-    cfg, _ = served
-    r = run(cfg, "status")
+        r = run(cfg, "status", "--vms", "--json")
+        text = run(cfg, "status", "--vms")
     assert r.exit_code == 0, r.output
-    assert "3 hosts" in r.stdout
-    table = rows(r.stdout)
-    assert [table[h][1] for h in ("a", "b", "c")] == ["up", "up", "up"]
-    assert [table[h][4] for h in ("a", "b", "c")] == [
-        "5",
-        "2",
-        "1",
-    ]  # VMs per host, as the test driver has them
-    assert "web1" not in r.stdout  # no VM table without --vms
+    out = json.loads(r.stdout)
+    states = {h["name"]: (h["state"], h["drain_id"]) for h in out["hosts"]}
+    assert states["c"] == ("draining", drain.id) and states["a"][0] == "up"
+    web2 = next(v for v in out["vms"] if v["name"] == "web2")
+    assert web2["cooldown_until"] is not None and web2["cooldown_until"] > finished
+    assert text.exit_code == 0 and "draining" in text.stdout and "cooldown until" in text.stdout
 
 
-def test_status_vms_and_json_are_the_apis_bodies(served: tuple[Path, Path]) -> None:
-    cfg, _ = served
-    r = run(cfg, "status", "--vms")
+def test_plan_is_the_planner_on_the_services_view_and_stores_nothing(tmp_path: Path) -> None:
+    cfg = config(tmp_path, automation="off")  # the service itself plans nothing
+    with service(cfg):
+        r = run(cfg, "plan", "--json")
+        drained = run(cfg, "plan", "--drain", "b", "--json")
+        bad = run(cfg, "plan", "--drain", "zz")
     assert r.exit_code == 0, r.output
-    assert "web1" in r.stdout and "lone" in r.stdout and "app1" in r.stdout
-    data = json.loads(run(cfg, "status", "--json", "--vms").stdout)
-    assert [h["name"] for h in data["hosts"]] == ["a", "b", "c"]
-    assert {v["name"]: v["host"] for v in data["vms"]}["lone"] == "c"
-    assert "vms" not in json.loads(run(cfg, "status", "--json").stdout)
+    plan = json.loads(r.stdout)
+    assert plan["moves"] and all(m["source"] == "a" for m in plan["moves"])  # a is the hot host
+    assert "hotspot" in {m["reason"] for m in plan["moves"]}
+    moves = json.loads(drained.stdout)["moves"]
+    assert any(m["source"] == "b" and m["reason"] == "drain" for m in moves)
+    assert all(m["target"] != "b" for m in moves)
+    assert bad.exit_code == 2 and "--drain: 'zz' is not a configured host" in bad.output
+    with store_of(tmp_path) as store:
+        assert store.plans() == () and store.drains() == ()  # a dry run: nothing stored
 
 
-def test_snapshot_records_the_last_collection_and_plan_replays_it_offline(served: tuple[Path, Path]) -> None:
-    cfg, tmp = served
-    out = tmp / "now.json"
-    r = run(cfg, "snapshot", "--out", str(out))
+def test_snapshot_records_the_services_view(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    with store_of(tmp_path) as store:
+        store.create_drain("b", "ops", store.now())
+    out = tmp_path / "s.json"
+    with service(cfg):
+        r = run(cfg, "snapshot", "--out", str(out))
     assert r.exit_code == 0, r.output
     snap = snapshot_from_json(out.read_bytes())
-    assert r.stdout == f"wrote {out}: 3 hosts, {len(snap.vms)} VMs\n"
-    assert {h.name for h in snap.hosts} == {"a", "b", "c"}
-    replay = run(None, "plan", "--snapshot", str(out), "--drain", "c", "--json")
-    assert replay.exit_code == 0, replay.output
-    plan = json.loads(replay.stdout)
-    handled = {m["vm"] for m in plan["moves"] if m["source"] == "c"} | {s["name"] for s in plan["skips"]}
-    assert "lone" in handled and all(m["target"] != "c" for m in plan["moves"])
+    assert {h.name: h.state.value for h in snap.hosts}["b"] == "draining"
+    replay = run(cfg, "plan", "--snapshot", str(out), "--json")
+    assert replay.exit_code == 0 and json.loads(replay.stdout)["moves"] is not None
 
 
-def test_plan_asks_the_services_planner_and_checks_drain_hosts_first(served: tuple[Path, Path]) -> None:
-    cfg, _ = served
-    r = run(cfg, "plan", "--drain", "c")
-    assert r.exit_code == 0, r.output
-    assert "imbalance" in r.stdout
-    data = json.loads(run(cfg, "plan", "--json").stdout)
-    assert {"moves", "skips", "imbalance_before"} <= set(data)
-    bad = run(cfg, "plan", "--drain", "zz")
-    assert bad.exit_code == 2
-    assert "--drain: 'zz' is not a configured host (known: a, b, c)" in bad.output
-
-
-def test_a_service_that_does_not_answer_is_exit_3(tmp_path: Path) -> None:
+def test_no_service_is_exit_3_and_local_builds_the_same_view(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    for args in (("status",), ("snapshot", "--out", str(tmp_path / "s.json")), ("plan",)):
-        r = run(cfg, *args)
-        assert r.exit_code == 3, (args, r.output)
-        assert "no service answers at http://127.0.0.1:" in r.output
-    assert not (tmp_path / "s.json").exists()
-
-
-def test_local_status_polls_the_hosts_and_shows_the_stores_drains(tmp_path: Path) -> None:
-    cfg = config(tmp_path)
-    with Store.open(f"sqlite:///{tmp_path / 'j.db'}") as store:
-        drain, _ = store.create_drain("b", "ops", store.now())
-    r = run(cfg, "status", "--local", "--sample-seconds", "0")
+    assert run(cfg, "status").exit_code == 3
+    with store_of(tmp_path) as store:
+        drain, _ = store.create_drain("c", "ops", store.now())
+        store.finish_drain(drain.id, store.now(), fence=fence_of(store))
+        store.save_record(
+            record("m1", vm="web1", source="a", target="b", state=MoveState.FAILED, finished_at=store.now(),
+                   outcome=Reason.MIGRATION_FAILED)
+        )  # fmt: skip
+        store.release_lease("test-leader")
+    r = run(cfg, "status", "--vms", "--json", "--local")
     assert r.exit_code == 0, r.output
-    table = rows(r.stdout)
-    assert (table["b"][1], table["b"][-1]) == ("draining", str(drain.id))
-    assert (table["a"][1], table["a"][-1]) == ("up", "-")
-    out = tmp_path / "local.json"
-    assert run(cfg, "snapshot", "--local", "--sample-seconds", "0", "--out", str(out)).exit_code == 0
-    assert {h.name: h.state.value for h in snapshot_from_json(out.read_bytes()).hosts}["b"] == "draining"
-    planned = run(cfg, "plan", "--local", "--sample-seconds", "0", "--json")
-    assert planned.exit_code == 0, planned.output
-    assert all(m["target"] != "b" for m in json.loads(planned.stdout)["moves"])
+    out = json.loads(r.stdout)
+    assert {h["name"]: h["state"] for h in out["hosts"]}["c"] == "maintenance"  # drained: held there
+    web1 = next(v for v in out["vms"] if v["name"] == "web1")
+    assert web1["quarantined_until"] is not None
+    planned = json.loads(run(cfg, "plan", "--json", "--local").stdout)
+    assert all(m["target"] != "c" and m["vm"] != "web1" for m in planned["moves"])
 
 
-def test_local_needs_an_existing_store_and_no_leader(tmp_path: Path) -> None:
+def test_local_is_refused_while_a_service_leads(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    r = run(cfg, "status", "--local", "--sample-seconds", "0")
-    assert r.exit_code == 3 and "--local" in r.output
-    assert not (tmp_path / "j.db").exists()
-    with Store.open(f"sqlite:///{tmp_path / 'j.db'}") as store:
-        assert store.acquire_lease("node-x/1/abc@http://10.9.9.9:8787", 3600) is not None
-        r = run(cfg, "status", "--local", "--sample-seconds", "0")
-    assert r.exit_code == 1
-    assert "--local refused: a service leads" in r.output and "--api http://10.9.9.9:8787" in r.output
-
-
-def write_snapshot(path: Path) -> Path:
-    snap = snapshot(
-        hosts=[host("h1", cpus=4.0), host("h2"), host("h3")],
-        vms=[vm("busy-1", "h1", cpu_cores=3.0), vm("busy-2", "h1", cpu_cores=3.0), vm("calm", "h2")],
-    )
-    path.write_text(snapshot_to_json(snap))
-    return path
-
-
-def test_plan_on_a_recorded_snapshot_needs_no_service_store_or_host(tmp_path: Path) -> None:
-    snap = write_snapshot(tmp_path / "hot.json")
-    r = run(None, "plan", "--snapshot", str(snap))
-    assert r.exit_code == 0, r.output
-    assert "imbalance" in r.stdout and "busy-" in r.stdout  # h1 at 150 %: one of its VMs moves
-    drained = json.loads(run(None, "plan", "--snapshot", str(snap), "--drain", "h2", "--json").stdout)
-    assert {m["vm"] for m in drained["moves"] if m["source"] == "h2"} | {
-        s["name"] for s in drained["skips"]
-    } >= {"calm"}
-
-
-def test_plan_on_a_snapshot_refuses_unknown_drain_hosts_and_unreadable_files(tmp_path: Path) -> None:
-    snap = write_snapshot(tmp_path / "hot.json")
-    r = run(None, "plan", "--snapshot", str(snap), "--drain", "h9")
-    assert r.exit_code == 2
-    assert "--drain: 'h9' is not a host of this cluster (known: h1, h2, h3)" in r.output
-    r = run(None, "plan", "--snapshot", str(tmp_path / "missing.json"))
-    assert r.exit_code == 2
-    assert f"--snapshot {tmp_path / 'missing.json'}: cannot be read" in r.output
+    with service(cfg):
+        r = run(cfg, "status", "--local")
+    assert r.exit_code == 1 and "--local refused: a service leads" in r.output
+    with store_of(tmp_path) as store:
+        assert all(d.state != DrainState.OPEN for d in store.drains())

@@ -35,7 +35,7 @@ from balancer.store import Store
 from tests.prom import free_port
 from tests.waiting import wait_for
 
-FINAL = tuple(s.value for s in MoveState if s.final)
+FINAL = (MoveState.SUCCEEDED.value, MoveState.FAILED.value, MoveState.ABORTED.value)  # never rewritten
 TOKEN = "ha-fault-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -43,7 +43,7 @@ def lab_base(lab: Lab, url: str, **extra: Any) -> dict[str, Any]:
             "automation": "recommend",  # only drain and operator moves run: nothing else interferes
             "store": {"url": url},
             "collection": {"interval_seconds": INTERVAL, "window": 1, "host_timeout_seconds": 5},
-            "limits": {"per_source": 1, "per_target": 1, "bandwidth_mib_s": 8, "host_bandwidth_mib_s": 16},
+            "limits": {"per_source": 1, "per_target": 1, "bandwidth_mib_s": 12, "host_bandwidth_mib_s": 24},
             "executor": {"memory_headroom_mib": 32, "backing_verify": "size", "settle_seconds": 20},
             "service": {"lease_seconds": TTL, "shutdown_grace_seconds": 0},
         }
@@ -214,11 +214,13 @@ def test_store_outages_shorter_than_the_lease_keep_the_term_longer_ones_end_it(
 def test_an_operators_migration_and_an_undrain_go_through_the_leaders_queue(
     lab: Lab, lab_guest: Any, pg: PgServer, tmp_path: Path, rng: random.Random
 ) -> None:
-    """While the service drains h3 (3 guests, one at a time), an operator migrates a fourth h3 guest to
-    h1 through the API: it waits for the limits like the drain's moves. Then an undrain withdraws the
-    drain's queued moves: they never start; the running one ends normally."""
-    beats = guests(lab_guest, lab, "h3", 4, "queue")
-    names = sorted(beats)
+    """While the service drains h3 (3 guests, one at a time), an operator migrates an h2 guest to h1
+    through the API: it waits for the limits like the drain's moves (one migration into a host at a
+    time). Then an undrain withdraws the drain's queued moves: they never start; the running one ends
+    normally."""
+    beats = guests(lab_guest, lab, "h3", 3, "queue")
+    beats.update(guests(lab_guest, lab, "h2", 1, "manual"))
+    manual = next(n for n in beats if n.startswith("manual"))
     url, history = schema(pg, "ha_queue")
     with (
         Store.open(url) as store,
@@ -231,34 +233,23 @@ def test_an_operators_migration_and_an_undrain_go_through_the_leaders_queue(
         assert r.status_code == 201, r.text
         drain_id = r.json()["id"]
         wait_for("a migration off h3", lambda: migrating(store, "h3"), 120)
-        busy = {m.vm for m in store.unfinished_records()}
-        manual = next(n for n in names if n not in busy)
         r = leader.post("/v1/migrations", {"vm": manual, "target": "h1"})
         assert r.status_code == 202, r.text
         manual_id = r.json()["id"]
         wait_for("the operator's move to end", lambda: store.get_record(manual_id).state.final, 180)
-        assert store.get_record(manual_id).state == MoveState.SUCCEEDED
+        assert store.get_record(manual_id).state == MoveState.SUCCEEDED, store.get_record(manual_id).detail
 
-        queued = wait_for(
-            "drain moves queued behind a running one",
-            lambda: (
-                (
-                    q := [
-                        m
-                        for m in store.unfinished_records()
-                        if m.drain_id == drain_id and m.state == MoveState.QUEUED
-                    ]
-                )
-                and migrating(store, "h3")
-                and q
-            ),
-            180,
-        )
+        def queued_behind_a_running_one() -> list[Any]:
+            unfinished = [m for m in store.unfinished_records() if m.drain_id == drain_id]
+            queued = [m for m in unfinished if m.state == MoveState.QUEUED]
+            return queued if queued and migrating(store, "h3") else []
+
+        queued = wait_for("drain moves queued behind a running one", queued_behind_a_running_one, 180)
         threading.Event().wait(rng.uniform(0.0, 2.0))
         cancel = leader.delete("/v1/drains/h3")
         assert cancel.status_code == 200 and cancel.json()["state"] == "cancelled", cancel.text
         wait_for(
-            "nothing of the drain left running",
+            "nothing of the drain left unfinished",
             lambda: not [m for m in store.unfinished_records() if m.drain_id == drain_id],
             180,
         )
@@ -270,17 +261,16 @@ def test_an_operators_migration_and_an_undrain_go_through_the_leaders_queue(
         check_limits(monitor, lab)
         history.check()
         manual_rec = store.get_record(manual_id)
-        assert (manual_rec.reason, manual_rec.epoch) == (Reason.MANUAL, store.current_leader().epoch)  # type: ignore[union-attr]
-    where = every_vm_runs_once(lab, names)
+        lease = store.current_leader()
+        assert lease is not None and (manual_rec.reason, manual_rec.epoch) == (Reason.MANUAL, lease.epoch)
+    where = every_vm_runs_once(lab, list(beats))
+    moved = {m.vm for m in drain_records if m.state == MoveState.SUCCEEDED}
     assert where[manual] == "h1"
-    moved = [m.vm for m in drain_records if m.state == MoveState.SUCCEEDED]
-    for vm in names:
-        if vm == manual:
-            assert where[vm] == "h1"
-        elif vm not in moved:
-            assert where[vm] == "h3", (vm, where)  # withdrawn: it stays where it was
-        if where[vm] != "h3":
-            lab.wait_live_arrival(where[vm], vm, after=beats[vm], timeout=60)
+    for vm, host in where.items():
+        if vm != manual and vm not in moved:
+            assert host == "h3", (vm, where)  # withdrawn: it stays where it was
+        if host != "h3" or vm in moved:
+            lab.wait_live_arrival(host, vm, after=beats[vm], timeout=60)
 
 
 def test_a_drain_in_recommend_mode_never_waits_on_a_stale_proposal(
