@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,6 @@ from balancer.store import Store
 from tests.api.harness import READ_TOKEN, WRITE_TOKEN, config, context, free_port, plan, serving, stand_in
 from tests.leader import fence_of
 from tests.store.builders import record
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(f"sqlite:///{tmp_path}/balancer.db") as s:
-        yield s
-
-
-@pytest.fixture
-def ctx(store: Store, tmp_path: Path) -> ApiContext:
-    return context(config(f"sqlite:///{tmp_path}/balancer.db"), store, clock=time.time)
-
-
-@pytest.fixture
-def url(ctx: ApiContext) -> Iterator[str]:
-    with serving(create_app(ctx)) as u:
-        yield u
 
 
 def failure(call: object) -> ClientError:

@@ -7,20 +7,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from balancer.api.app import ApiContext, create_app
 from balancer.cli.ops_cmd import register
 from balancer.model import MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
 from balancer.store.records import Blocker, DrainProgress, DrainState, MoveStatus
-from tests.api.harness import READ_TOKEN, config, context, plan, serving, write_config
+from tests.api.harness import READ_TOKEN, plan
 from tests.cli.drain_steps import opened_drain
 from tests.leader import fence_of
 from tests.store.builders import record
@@ -28,19 +25,6 @@ from tests.store.builders import record
 GIB = 2**30
 app = typer.Typer()
 register(app)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(f"sqlite:///{tmp_path}/balancer.db") as s:
-        yield s
-
-
-@pytest.fixture
-def cfg_file(store: Store, tmp_path: Path) -> Iterator[Path]:
-    ctx: ApiContext = context(config(f"sqlite:///{tmp_path}/balancer.db"), store, clock=time.time)
-    with serving(create_app(ctx)) as url:
-        yield write_config(tmp_path / "config.yaml", f"sqlite:///{tmp_path}/balancer.db", listen=url[7:])
 
 
 def run(cfg_file: Path, *args: str) -> Result:

@@ -1,7 +1,6 @@
-"""The parts of `balancer demo` and `balancer migrate` that run without the lab: the demo's config is one
+"""The parts of `balancer demo` and `migrate --local` that run without the lab: the demo's config is one
 `balancer run` accepts, its host line and readiness wait read a real service; `migrate --local` finds a
-VM on real (test-driver) hosts and tells a missing VM from an unreachable host; `migrate` checks its
-hosts before asking the service, and its progress line says where a move is."""
+VM on real (test-driver) hosts and tells a missing VM from an unreachable host."""
 
 from __future__ import annotations
 
@@ -13,17 +12,13 @@ import httpx
 import pytest
 import typer
 import yaml
-from typer.testing import CliRunner, Result
 
-from balancer.api.schemas import MigrationOut, ProgressNow
-from balancer.cli import demo_cmd, migrate_cmd
+from balancer.cli import demo_cmd
 from balancer.cli.migrate_local import find_vm
 from balancer.config import load
 from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.hypervisor import libvirt_factory
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
-from balancer.model import MoveState
-from balancer.store import Store
 from tests.api.harness import free_port
 from tests.cli.running import TOKEN, config, service
 from tests.service.conftest import driver_hosts
@@ -93,64 +88,3 @@ def test_a_vm_on_no_host_is_bad_input_and_one_behind_an_unreachable_host_is_exit
         find_vm("nope", ["a", "gone"], hvs)
     assert unreachable.value.code == EXIT_UNREACHABLE
     assert capsys.readouterr().err.startswith("error: nope not found; could not ask gone: ")
-
-
-def app() -> typer.Typer:
-    a = typer.Typer()
-    migrate_cmd.register(a)
-
-    @a.command("noop")
-    def _noop() -> None:  # a second command keeps `migrate` a subcommand
-        pass
-
-    return a
-
-
-def migrate(cfg: Path, *args: str) -> Result:
-    env = {"BALANCER_API": None, "BALANCER_TOKEN": None, "COLUMNS": "200"}
-    return CliRunner().invoke(app(), ["migrate", *args, "--config", str(cfg)], env=env)
-
-
-def test_migrate_checks_both_hosts_before_asking_anyone(tmp_path: Path) -> None:
-    cfg = config(tmp_path)
-    r = migrate(cfg, "web1", "--to", "b", "--from", "zz")
-    assert r.exit_code == EXIT_INPUT
-    assert "--from 'zz' is not a configured host (a, b, c)" in r.output
-    assert not (tmp_path / "j.db").exists()
-
-
-def test_migrate_through_the_service_journals_the_cap_and_the_copy_mode(tmp_path: Path) -> None:
-    cfg = config(tmp_path)
-    with service(cfg):
-        r = migrate(cfg, "app1", "--to", "c", "--from", "b", "--bandwidth", "7", "--full-copy")
-    assert r.exit_code == EXIT_FAILED, r.output  # the test driver cannot migrate; the pre-check ends it
-    with Store.open(f"sqlite:///{tmp_path / 'j.db'}") as store:
-        (rec,) = store.records(vm="app1")
-    assert (rec.source, rec.target, rec.bandwidth_mib_s, rec.state) == ("b", "c", 7, MoveState.FAILED)
-    assert "queued on the leader http://127.0.0.1:" in r.output and f"[record {rec.id}]" in r.output
-
-
-def test_the_progress_line_names_the_phase_the_bytes_and_the_rate() -> None:
-    rec = MigrationOut.model_validate(
-        {
-            "id": "m1", "vm": "web1", "vm_uuid": "", "source": "a", "target": "b", "reason": "manual",
-            "state": "migrating", "final": False, "outcome": None, "error": None, "detail": "",
-            "plan_id": None, "created_at": 0.0, "updated_at": 0.0, "started_at": 0.0, "finished_at": None,
-            "bandwidth_mib_s": 50, "copy_mode": None, "predicted_bytes": 0, "backing_bytes": 0,
-            "disk_bytes": 0, "memory_bytes": 0, "downtime_ms": None,
-        }
-    )  # fmt: skip
-    assert str(migrate_cmd._line("web1", rec, None)) == "web1 a→b [migrating]"
-    p = ProgressNow(
-        phase="memory",
-        bytes_copied=300 * MIB,
-        bytes_remaining=20 * MIB,
-        rate_bytes_s=49.5 * MIB,
-        elapsed_seconds=6.2,
-        memory_iteration=2,
-    )
-    assert str(migrate_cmd._line("web1", rec, p)) == (
-        "web1 a→b [memory] 300 MiB copied, 20 MiB left at 49.5 MiB/s, iteration 2 (6 s)"
-    )
-    done = p.model_copy(update={"bytes_remaining": 0, "memory_iteration": 0})
-    assert str(migrate_cmd._line("web1", rec, done)) == "web1 a→b [memory] 300 MiB copied at 49.5 MiB/s (6 s)"
