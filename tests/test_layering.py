@@ -45,6 +45,12 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 VIOLATIONS = [
     ("store/records.py", "import balancer.service.core", "Layers", "balancer.store.records"),
     ("model.py", "from balancer.store import Store", "Layers", "balancer.model"),
+    (  # a guard for type checkers hides nothing: the contract counts the import all the same
+        "api/context.py",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from balancer.service.core import Service",
+        "Layers",
+        "balancer.api.context",
+    ),
     ("api/views.py", "import balancer.daemon", "Layers", "balancer.api.views"),
     ("executor/admission.py", "import balancer.metrics.window", "Layers", "balancer.executor.admission"),
     ("policy/cost.py", "import libvirt", "The policy is pure", "balancer.policy.cost -> libvirt"),
