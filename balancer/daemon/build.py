@@ -52,7 +52,7 @@ def build(cfg: Config) -> Running:
     store = Store.open(cfg.store.url)
     registry = CollectorRegistry()
     metrics = Metrics(registry, **wiring.metrics_config(cfg))
-    control = ControlMetrics(registry)
+    control = metrics.control
     collector = Collector.for_endpoints(wiring.endpoints(cfg), cfg.collection)
     hypervisors = libvirt_factory(wiring.executor_endpoints(cfg))
     url = api_url(cfg)

@@ -291,6 +291,7 @@ class Metrics:
         self.registry = registry
         self.state = StateCollector()
         registry.register(self.state)
+        self.control = ControlMetrics(registry)
         ProcessCollector(registry=registry)  # process_*: memory, CPU, start time, open fds
         PlatformCollector(registry=registry)  # python_info
         info = Gauge("balancer_build_info", "Build information.", ["version"], registry=registry)

@@ -13,6 +13,8 @@ compute-2's CPU load, for previews that should show rates; nothing else changes.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry
 
 from balancer.metrics.args import default_args
@@ -147,6 +149,10 @@ def populate(metrics: Metrics, now: float, busy: bool = True) -> None:
         automation="auto",
     )
     metrics.plan_made(plan(now, busy), seconds=0.034)
+    metrics.control.term(3)
+    metrics.control.ticked(time.monotonic())
+    metrics.control.leader_changes.labels("acquired").inc()
+    metrics.control.adopted.labels("migrating").inc()
 
     metrics.collection_errors.labels("compute-3", "timeout").inc(2)
     metrics.ticks.labels("ok").inc(40)

@@ -64,7 +64,7 @@ def test_alerts_stay_quiet_when_healthy_and_fire_on_faults(tmp_path: Path) -> No
             load={**sample_cluster.load(busy=False), "compute-1": {"cpu": 0.93, "memory": 0.69}},
             drains={sample_cluster.DRAINING: sample_cluster.drain(now, False, blocked=2, deadline=now - 120)},
         )
-        metrics.last_success.set(time.time() - 600)
+        metrics.control.ticked(time.monotonic() - 600)
         expected = {
             "BalancerHostCollectionFailing": {"host": "compute-2"},
             "BalancerHostOverloaded": {"host": "compute-1", "resource": "cpu"},
