@@ -53,6 +53,7 @@ API_ENV = "BALANCER_API"
 TOKEN_ENV = "BALANCER_TOKEN"
 TIMEOUT_SECONDS = 30.0
 _KNOWN_CODES = frozenset(c.value for c in ErrorCode)
+_TOKEN_CODES = frozenset({ErrorCode.TOKEN_REQUIRED, ErrorCode.TOKEN_INVALID, ErrorCode.WRITE_TOKEN_REQUIRED})
 
 
 class ClientError(Exception):
@@ -262,7 +263,7 @@ def _error_code(body: Any) -> ErrorCode | None:
 
 def _http_error(r: httpx.Response, body: Any) -> str:
     detail = body.get("detail") if isinstance(body, dict) else r.text[:300]
-    hint = " (pass --token or set $BALANCER_TOKEN)" if r.status_code in (401, 403) else ""
+    hint = " (pass --token or set $BALANCER_TOKEN)" if _error_code(body) in _TOKEN_CODES else ""
     return f"{detail}{hint} [HTTP {r.status_code}]"
 
 
