@@ -7,21 +7,60 @@
      ├── SnapshotError      a snapshot file cannot be read or does not match the schema
      ├── CollectError       a host could not be polled (kept per host in the Snapshot, not raised per tick)
      ├── StoreError         the durable store failed or has an unexpected schema
-     │    ├── NotFound      no drain, plan, move or migration with that id (the API answers 404)
+     │    ├── NotFound      no drain, plan, move, migration, host or VM with that id (the API answers 404)
      │    ├── Conflict      the request contradicts the stored state, e.g. a rejected plan approved (409)
      │    │    └── RecordChanged  a journal transition found the record no longer in the state it expected
      │    └── LeaseLost     a leader-only write refused: the writer no longer holds the lease at its epoch
-     ├── LabError           the local lab could not be brought up / used
-     └── MigrationError     libvirt refused or failed a migration step; code, domain and message are
-                            libvirt's own (``virErrorNumber``, ``virErrorDomain``, text)
+     ├── LabError           the local lab could not be brought up / used (balancer.lab.errors: the lab
+     │                      defines it with its own subclasses; the product never raises it)
+     ├── MigrationError     libvirt refused or failed a migration step; code, domain and message are
+     │                      libvirt's own (``virErrorNumber``, ``virErrorDomain``, text)
+     └── NotReady           the service cannot answer yet: no collection has completed (the API answers 503)
 
 Only ``executor/hypervisor.py`` and ``metrics/libvirt_source.py`` catch ``libvirt.libvirtError``;
 they map it to one of these with ``raise ... from exc`` so the original stays attached.
+
+What a client may act on carries an :class:`ErrorCode`: a stable snake_case code that the API answers
+as ``{"code": ..., "detail": ...}`` (balancer/api/errors.py maps each to its HTTP status) and the CLI
+switches on; the wording of ``detail`` is for people and may change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable codes of the errors a client sees: never renamed, only added to. balancer/api/errors.py
+    gives each its HTTP status and meaning (the API's OpenAPI document lists them)."""
+
+    TOKEN_REQUIRED = "token_required"
+    TOKEN_INVALID = "token_invalid"
+    WRITE_TOKEN_REQUIRED = "write_token_required"
+    NOT_FOUND = "not_found"
+    HOST_NOT_FOUND = "host_not_found"
+    VM_NOT_FOUND = "vm_not_found"
+    DRAIN_NOT_FOUND = "drain_not_found"
+    NOT_DRAINED = "not_drained"
+    PLAN_NOT_FOUND = "plan_not_found"
+    MOVE_NOT_FOUND = "move_not_found"
+    MIGRATION_NOT_FOUND = "migration_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PLAN_CLOSED = "plan_closed"
+    PLAN_EXPIRED = "plan_expired"
+    MOVE_CLOSED = "move_closed"
+    DRAIN_CLOSED = "drain_closed"
+    MIGRATION_FINISHED = "migration_finished"
+    RECORD_CHANGED = "record_changed"
+    VM_BUSY = "vm_busy"
+    ALREADY_THERE = "already_there"
+    NOT_LEADER = "not_leader"
+    BODY_TOO_LARGE = "body_too_large"
+    INVALID_INPUT = "invalid_input"
+    INTERNAL_ERROR = "internal_error"
+    STORE_UNAVAILABLE = "store_unavailable"
+    NO_SNAPSHOT = "no_snapshot"
 
 
 class BalancerError(Exception):
@@ -60,15 +99,30 @@ class CollectError(BalancerError):
 
 
 class StoreError(BalancerError):
-    """The durable store failed."""
+    """The durable store failed (``code``: what a client is told)."""
+
+    code: ErrorCode = ErrorCode.STORE_UNAVAILABLE
+
+    def __init__(self, message: str, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class NotFound(StoreError):
-    """The store has no drain, plan, move or migration with the id asked for."""
+    """There is no drain, plan, move, migration, host or VM with the id or name asked for; ``code``
+    says which kind."""
+
+    def __init__(self, message: str, code: ErrorCode) -> None:
+        super().__init__(message, code)
 
 
 class Conflict(StoreError):
-    """The request contradicts the stored state (approving a rejected plan, closing a closed drain)."""
+    """The request contradicts the stored state (approving a rejected plan, closing a closed drain);
+    ``code`` says how."""
+
+    def __init__(self, message: str, code: ErrorCode) -> None:
+        super().__init__(message, code)
 
 
 class RecordChanged(Conflict):
@@ -78,7 +132,7 @@ class RecordChanged(Conflict):
     """
 
     def __init__(self, message: str, current: object | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, ErrorCode.RECORD_CHANGED)
         self.current = current
 
 
@@ -90,9 +144,13 @@ class LeaseLost(StoreError):
     leader adopts what is left from the journal.
     """
 
+    code = ErrorCode.NOT_LEADER
 
-class LabError(BalancerError):
-    """The local lab failed."""
+
+class NotReady(BalancerError):
+    """The service cannot answer yet: what was asked needs a completed collection (a snapshot)."""
+
+    code = ErrorCode.NO_SNAPSHOT
 
 
 @dataclass(frozen=True)

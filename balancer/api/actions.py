@@ -20,20 +20,21 @@ from balancer.api.schemas import (
     PlanSummary,
 )
 from balancer.config import Config
-from balancer.errors import ConfigError, Conflict, NotFound
+from balancer.errors import ConfigError, Conflict, ErrorCode, NotFound, NotReady
 from balancer.model import MoveState, Snapshot
 from balancer.store import Store
 from balancer.store.records import DrainState, PlanStatus
 
 
 class InputProblem(ConfigError):
-    """A request field is invalid; ``status`` is the HTTP status (422 for bodies and queries)."""
+    """A request field is invalid (422 ``invalid_input``): which field, the value, what is allowed."""
 
-    def __init__(self, field: str, value: Any, message: str, status: int = 422) -> None:
+    code = ErrorCode.INVALID_INPUT
+
+    def __init__(self, field: str, value: Any, message: str) -> None:
         self.field = field
         self.value = value
         self.message = message
-        self.status = status
         super().__init__([f"{field}: {value!r} {message}"], "request")
 
 
@@ -52,7 +53,9 @@ def host_in_path(cfg: Config, host: str) -> str:
     """Like check_host, for a path part: an unknown host is a 404."""
     if any(h.name == host for h in cfg.hosts):
         return host
-    raise NotFound(f"host {host!r} is not a configured host; known: {known_hosts(cfg)}")
+    raise NotFound(
+        f"host {host!r} is not a configured host; known: {known_hosts(cfg)}", ErrorCode.HOST_NOT_FOUND
+    )
 
 
 def resolve_migration(cfg: Config, snap: Snapshot | None, req: MigrationCreate) -> str:
@@ -60,19 +63,22 @@ def resolve_migration(cfg: Config, snap: Snapshot | None, req: MigrationCreate) 
 
     InputProblem (422) names the field of an unknown target or source host; NotFound (404) a VM the
     last collection did not see (unless ``source`` is given); Conflict (409) a target where the VM
-    runs already, or no completed collection to find the VM in.
+    runs already; NotReady (503) no completed collection to find the VM in.
     """
     check_host(cfg, req.target, "target")
     source = req.source
     if source is None:
         if snap is None:
-            raise Conflict(f"no collection has completed yet, so where {req.vm} runs is unknown; pass source")
+            raise NotReady(f"no collection has completed yet, so where {req.vm} runs is unknown; pass source")
         source = next((v.host for v in snap.vms if v.name == req.vm), None)
         if source is None:
-            raise NotFound(f"vm {req.vm!r} is not a running VM of the last collection on any host")
+            raise NotFound(
+                f"vm {req.vm!r} is not a running VM of the last collection on any host",
+                ErrorCode.VM_NOT_FOUND,
+            )
     check_host(cfg, source, "source")
     if source == req.target:
-        raise Conflict(f"{req.vm} runs on {req.target} already")
+        raise Conflict(f"{req.vm} runs on {req.target} already", ErrorCode.ALREADY_THERE)
     return source
 
 
@@ -92,7 +98,7 @@ def drain_of(cfg: Config, store: Store, host: str, now: float) -> DrainOut:
     host_in_path(cfg, host)
     found = store.drains(state=DrainState.OPEN, host=host) or store.drains(host=host, limit=1)
     if not found:
-        raise NotFound(f"host {host!r} has never been drained")
+        raise NotFound(f"host {host!r} has never been drained", ErrorCode.DRAIN_NOT_FOUND)
     return views.drain(found[0], now)
 
 
@@ -106,7 +112,10 @@ def cancel_drain(cfg: Config, store: Store, host: str, actor: str, now: float) -
     latest = store.drains(host=host, limit=1)
     if latest and latest[0].state == DrainState.DONE:
         return views.drain(store.close_drain(latest[0].id, DrainState.RELEASED, actor, now), now)
-    raise NotFound(f"host {host!r} has no open drain and is not held in maintenance by a finished one")
+    raise NotFound(
+        f"host {host!r} has no open drain and is not held in maintenance by a finished one",
+        ErrorCode.NOT_DRAINED,
+    )
 
 
 def list_drains(

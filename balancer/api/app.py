@@ -30,8 +30,17 @@ refused (401, 403) before its body is read.
 **Limits**: a request body may hold at most {max_body} bytes (413 beyond, judged by Content-Length
 before anything is read).
 
-**Errors**: 422 bodies list `{{field, value, message}}` per problem; other errors have a `detail` string.
+**Errors**: every error is `{{"code": ..., "detail": ...}}`: `code` is stable (act on it), `detail` says
+the same for people (its wording may change). A 422 adds `problems`, one `{{field, value, message}}`
+per invalid field; a 409 `not_leader` adds `leader` and `leader_url`. The codes:
+
+{codes}
 """
+
+
+def _codes_table() -> str:
+    rows = [f"| `{code.value}` | {status} | {meaning} |" for code, (status, meaning) in errors.CODES.items()]
+    return "\n".join(["| code | status | meaning |", "|---|---|---|", *rows])
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -40,7 +49,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPIOffline(
         title="balancer",
         version=__version__,
-        description=DESCRIPTION.format(max_body=MAX_BODY_BYTES),
+        description=DESCRIPTION.format(max_body=MAX_BODY_BYTES, codes=_codes_table()),
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

@@ -12,11 +12,12 @@ import hmac
 from dataclasses import dataclass
 from typing import Literal
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from balancer.config import ApiConfig, token_secrets
+from balancer.errors import ErrorCode
 
 Role = Literal["read", "write"]
 ANONYMOUS = "anonymous"
@@ -64,16 +65,14 @@ class Tokens:
 
 
 class Denied(Exception):
-    """401 or 403 with its Bearer challenge; the routes' dependencies and the request gate raise it."""
+    """401 or 403 (by ``code``) with its Bearer challenge; the routes' dependencies and the request gate
+    raise it, api/errors.py answers it."""
 
-    def __init__(self, status: int, detail: str, error: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, detail: str, error: str | None = None) -> None:
         super().__init__(detail)
-        self.status = status
+        self.code = code
         self.detail = detail
         self.headers = {"WWW-Authenticate": _REALM + (f', error="{error}"' if error else "")}
-
-    def http(self) -> HTTPException:
-        return HTTPException(self.status, self.detail, headers=self.headers)
 
 
 def caller(tokens: Tokens, authorization: str | None) -> Principal | None:
@@ -82,10 +81,12 @@ def caller(tokens: Tokens, authorization: str | None) -> Principal | None:
         return None
     scheme, credentials = get_authorization_scheme_param(authorization)  # as HTTPBearer parses it
     if scheme.lower() != "bearer" or not credentials:
-        raise Denied(401, "the Authorization header must be 'Bearer <token>'", "invalid_request")
+        raise Denied(
+            ErrorCode.TOKEN_INVALID, "the Authorization header must be 'Bearer <token>'", "invalid_request"
+        )
     principal = tokens.match(credentials)
     if principal is None:
-        raise Denied(401, "the bearer token is not one of api.tokens", "invalid_token")
+        raise Denied(ErrorCode.TOKEN_INVALID, "the bearer token is not one of api.tokens", "invalid_token")
     return principal
 
 
@@ -96,17 +97,20 @@ def reader(tokens: Tokens, authorization: str | None) -> Principal:
         return principal
     if tokens.open_reads:
         return Principal(ANONYMOUS, "read")
-    raise Denied(401, "a bearer token is required (Authorization: Bearer <token>)")
+    raise Denied(ErrorCode.TOKEN_REQUIRED, "a bearer token is required (Authorization: Bearer <token>)")
 
 
 def writer(tokens: Tokens, authorization: str | None) -> Principal:
     """A token with role ``write``. Raises Denied."""
     principal = caller(tokens, authorization)
     if principal is None:
-        raise Denied(401, "a bearer token with role write is required (Authorization: Bearer <token>)")
+        raise Denied(
+            ErrorCode.TOKEN_REQUIRED,
+            "a bearer token with role write is required (Authorization: Bearer <token>)",
+        )
     if principal.role != "write":
         raise Denied(
-            403,
+            ErrorCode.WRITE_TOKEN_REQUIRED,
             f"token {principal.name!r} has role {principal.role}; this request needs a token with role write",
             "insufficient_scope",
         )
@@ -116,19 +120,13 @@ def writer(tokens: Tokens, authorization: str | None) -> Principal:
 def require_read(
     request: Request, _creds: HTTPAuthorizationCredentials | None = Security(bearer)
 ) -> Principal:
-    """A read or write token; none needed when ``api.open_reads`` is on."""
-    try:
-        return reader(request.app.state.tokens, request.headers.get("authorization"))
-    except Denied as exc:
-        raise exc.http() from None
+    """A read or write token; none needed when ``api.open_reads`` is on. Raises Denied."""
+    return reader(request.app.state.tokens, request.headers.get("authorization"))
 
 
 def require_write(
     request: Request, _creds: HTTPAuthorizationCredentials | None = Security(bearer)
 ) -> Principal:
     """A token with role ``write`` (the request gate already refused anything else before the body
-    was read; this also documents the requirement in the OpenAPI document)."""
-    try:
-        return writer(request.app.state.tokens, request.headers.get("authorization"))
-    except Denied as exc:
-        raise exc.http() from None
+    was read; this also documents the requirement in the OpenAPI document). Raises Denied."""
+    return writer(request.app.state.tokens, request.headers.get("authorization"))

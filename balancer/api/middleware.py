@@ -8,10 +8,11 @@ read and parsed (measured: +528 MiB) before its answer. The gate answers first, 
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from balancer.api.auth import Denied, Tokens, writer
+from balancer.api.errors import denied_response, error_response
+from balancer.errors import ErrorCode
 from balancer.metrics.export import Metrics
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -42,8 +43,7 @@ class RequestGate:
             try:
                 writer(self.tokens, headers.get("authorization"))
             except Denied as exc:
-                refusal = JSONResponse({"detail": exc.detail}, exc.status, headers=exc.headers)
-                await refusal(scope, receive, send)
+                await denied_response(exc)(scope, receive, send)
                 return
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
@@ -74,7 +74,8 @@ class RequestGate:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"the request body is larger than {self.max_body_bytes} bytes"
-        await JSONResponse({"detail": detail}, 413, headers={"Connection": "close"})(scope, receive, send)
+        refusal = error_response(ErrorCode.BODY_TOO_LARGE, detail, {"Connection": "close"})
+        await refusal(scope, receive, send)
 
 
 def _replay(messages: list[Message], then: Receive) -> Receive:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from balancer.errors import ErrorCode
 from balancer.model import CopyMode, HostState, MoveState
 from balancer.reasons import Reason
 from balancer.store.records import Automation, DrainState, MoveStatus, PlanStatus
@@ -36,21 +37,24 @@ class Problem(_Out):
     message: str = Field(description="What is wrong and what is allowed.")
 
 
-class ValidationOut(_Out):
-    """422: the request is malformed or names something that does not exist."""
-
-    detail: list[Problem]
-
-
 class ErrorOut(_Out):
-    """Any other error: 401, 403, 404, 409, 500, 503."""
+    """Every error: a stable ``code`` to act on (balancer.errors.ErrorCode; the API's description lists
+    each with its status) and a ``detail`` for people, whose wording may change."""
 
-    detail: str
+    code: ErrorCode = Field(description="What went wrong, as a stable snake_case code.")
+    detail: str = Field(description="What went wrong, for people: names the host, id or field.")
+
+
+class ValidationOut(ErrorOut):
+    """422 (``invalid_input``): the request is malformed or names something that does not exist;
+    ``problems`` has one entry per field, ``detail`` the same in one line."""
+
+    problems: list[Problem]
 
 
 class LeaderConflictOut(ErrorOut):
-    """409 from an abort: the migration already finished (only ``detail``), or it runs elsewhere and
-    the request must go to the leader (``leader`` and ``leader_url`` too)."""
+    """409 from a migrate or an abort: the state refuses it (``migration_finished``, ``vm_busy``, ...),
+    or only the leader can do it (``not_leader``, with ``leader`` and ``leader_url``)."""
 
     leader: str | None = Field(
         None, description="Holder of the leader lease (`host/pid/id@api-url`); null if none."

@@ -1,8 +1,6 @@
 """Command line: `balancer ...`. One module per command group; this one wires them and maps errors
-to exit codes.
-
-Exit codes: 0 success, 1 the operation ran and failed (e.g. a migration that did not verify),
-2 bad input (config, arguments, snapshot file), 3 a host or the service could not be reached.
+to exit codes (balancer.exit_codes: 0 success, 1 the operation ran and failed, 2 bad input, 3 a host,
+the service or the store could not be reached, 130 Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,8 +10,11 @@ import sys
 import typer
 
 from balancer import __version__
-from balancer.cli.common import EXIT_INPUT, fail
+from balancer.cli.common import fail
 from balancer.errors import BalancerError, ConfigError, SnapshotError
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED
+
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="balancer",
@@ -40,6 +41,8 @@ def _options(
 
 
 def _register() -> None:
+    if app.registered_commands:  # once per process (main() may run more than once in one, e.g. tests)
+        return
     # Imported here so `import balancer.cli` stays cheap and a broken optional group
     # (e.g. the lab on a machine without iproute2) does not take the others down.
     from balancer.cli import config_cmd, demo_cmd, inspect_cmd, migrate_cmd, ops_cmd, run_cmd
@@ -65,6 +68,6 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, SnapshotError) as exc:
         fail(exc.render() if isinstance(exc, ConfigError) else f"error: {exc}", EXIT_INPUT)
     except BalancerError as exc:
-        fail(f"error: {exc}", 1)
+        fail(f"error: {exc}", EXIT_FAILED)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

@@ -9,8 +9,10 @@ store named by ``store.url`` (it must exist already: nothing is created) and ref
 instance holds the leader lease, which would make two authorities. Both backends return the API's
 own response models (balancer.api.schemas), so tables and ``--json`` look the same either way.
 
-Requests only the leader can carry out (migrate, abort) follow the leader: a follower answers 409 with
-the leader's URL and the client retries there once. Every failure is a ClientError with its exit code.
+Requests only the leader can carry out (migrate, abort) follow the leader: a follower answers 409
+``not_leader`` with the leader's URL and the client retries there once. Every failure is a ClientError
+with its exit code and, when the service (or the store) said what went wrong, its stable ErrorCode:
+callers decide on that code, never on an error's wording.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ from balancer.api.schemas import (
     PlanSummary,
     VMOut,
 )
-from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.config import Config
-from balancer.errors import Conflict, NotFound, StoreError
+from balancer.errors import Conflict, ErrorCode, NotFound, StoreError
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import MoveState, Plan, Snapshot, plan_from_dict, snapshot_from_json
 from balancer.store import Store
 from balancer.store.records import PlanStatus
@@ -50,15 +52,20 @@ T = TypeVar("T")
 API_ENV = "BALANCER_API"
 TOKEN_ENV = "BALANCER_TOKEN"
 TIMEOUT_SECONDS = 30.0
+_KNOWN_CODES = frozenset(c.value for c in ErrorCode)
+_TOKEN_CODES = frozenset({ErrorCode.TOKEN_REQUIRED, ErrorCode.TOKEN_INVALID, ErrorCode.WRITE_TOKEN_REQUIRED})
 
 
 class ClientError(Exception):
-    """A request failed; ``code`` is the exit code, ``status`` the HTTP status (404 also from the store)."""
+    """A request failed: ``exit_code`` for the process, ``error`` the service's (or the store's) ErrorCode
+    when it named one (None: it could not be reached, or answered no known code), ``body`` the answer."""
 
-    def __init__(self, message: str, code: int, status: int | None = None, body: Any = None) -> None:
+    def __init__(
+        self, message: str, exit_code: int, error: ErrorCode | None = None, body: Any = None
+    ) -> None:
         super().__init__(message)
-        self.code = code
-        self.status = status
+        self.exit_code = exit_code
+        self.error = error
         self.body = body
 
 
@@ -98,7 +105,7 @@ def default_token(cfg: Config | None) -> str | None:
         return chosen.secret()
     except OSError as exc:
         raise ClientError(
-            f"api token {chosen.name!r}: {chosen.token_file} cannot be read: {exc.strerror}", 2
+            f"api token {chosen.name!r}: {chosen.token_file} cannot be read: {exc.strerror}", EXIT_INPUT
         ) from None
 
 
@@ -145,19 +152,22 @@ class ApiBackend:
                 EXIT_UNREACHABLE,
             ) from None
         if r.status_code >= 400:
-            raise ClientError(_http_error(r), _exit_code(r.status_code), r.status_code, _json(r))
+            body = _json(r)
+            raise ClientError(_http_error(r, body), _exit_code(r.status_code), _error_code(body), body)
         try:
             return TypeAdapter(kind).validate_python(r.json()), r.status_code
         except (ValueError, ValidationError) as exc:
-            raise ClientError(f"the service at {self.where} sent an unexpected answer: {exc}", 1) from None
+            raise ClientError(
+                f"the service at {self.where} sent an unexpected answer: {exc}", EXIT_FAILED
+            ) from None
 
     def _on_leader(self, kind: Any, method: str, path: str, **kw: Any) -> Any:
         """A request only the leader carries out: retried once at the leader a follower names."""
         try:
             return self._call(kind, method, path, **kw)[0]
         except ClientError as exc:
-            leader = exc.body.get("leader_url") if exc.status == 409 and isinstance(exc.body, dict) else None
-            if not leader or leader.rstrip("/") == self.where:
+            leader = exc.body.get("leader_url") if exc.error == ErrorCode.NOT_LEADER else None
+            if not isinstance(leader, str) or not leader or leader.rstrip("/") == self.where:
                 raise
         self._http.close()
         self.where = leader.rstrip("/")
@@ -245,12 +255,15 @@ def _json(r: httpx.Response) -> Any:
         return None
 
 
-def _http_error(r: httpx.Response) -> str:
-    body = _json(r)
+def _error_code(body: Any) -> ErrorCode | None:
+    """The answer's ``code`` if it is one this CLI knows (a newer service may name more)."""
+    code = body.get("code") if isinstance(body, dict) else None
+    return ErrorCode(code) if code in _KNOWN_CODES else None
+
+
+def _http_error(r: httpx.Response, body: Any) -> str:
     detail = body.get("detail") if isinstance(body, dict) else r.text[:300]
-    if isinstance(detail, list):
-        detail = "; ".join(f"{p.get('field')}: {p.get('value')!r} {p.get('message')}" for p in detail)
-    hint = " (pass --token or set $BALANCER_TOKEN)" if r.status_code in (401, 403) else ""
+    hint = " (pass --token or set $BALANCER_TOKEN)" if _error_code(body) in _TOKEN_CODES else ""
     return f"{detail}{hint} [HTTP {r.status_code}]"
 
 
@@ -281,13 +294,13 @@ class StoreBackend:
         try:
             return fn()
         except actions.InputProblem as exc:
-            raise ClientError(f"{exc.field}: {exc.value!r} {exc.message}", EXIT_INPUT, exc.status) from None
+            raise ClientError(f"{exc.field}: {exc.value!r} {exc.message}", EXIT_INPUT, exc.code) from None
         except NotFound as exc:
-            raise ClientError(str(exc), EXIT_INPUT, 404) from None
+            raise ClientError(str(exc), EXIT_INPUT, exc.code) from None
         except Conflict as exc:
-            raise ClientError(str(exc), EXIT_FAILED, 409) from None
+            raise ClientError(str(exc), EXIT_FAILED, exc.code) from None
         except StoreError as exc:
-            raise ClientError(f"store: {exc}", EXIT_UNREACHABLE, 503) from None
+            raise ClientError(f"store: {exc}", EXIT_UNREACHABLE, exc.code) from None
 
     def create_drain(self, req: DrainCreate) -> tuple[DrainOut, bool]:
         return self._do(lambda: actions.create_drain(self.cfg, self.store, req, self.actor, self.clock()))

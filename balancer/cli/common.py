@@ -1,4 +1,7 @@
-"""Shared bits of the command line: exit codes, error output, config loading, JSON output."""
+"""Shared bits of the command line: error output, config loading, JSON output.
+
+Exit codes are named in balancer.exit_codes.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,7 @@ from typing import Any, NoReturn
 import typer
 
 from balancer.config import Config, load
-
-EXIT_FAILED = 1
-EXIT_INPUT = 2
-EXIT_UNREACHABLE = 3
+from balancer.exit_codes import EXIT_INPUT
 
 CONFIG_ENV = "BALANCER_CONFIG"
 

@@ -25,6 +25,8 @@ import httpx
 import typer
 import yaml
 
+from balancer.exit_codes import EXIT_FAILED, EXIT_OK
+
 DEMO_DIR = Path("/var/tmp/balancer-demo")
 GUESTS = (  # name, host, cpu burn %: h1 starts over its CPU mark, h3 empty
     ("web-1", "h1", 35),
@@ -98,14 +100,14 @@ def _wait_ready(client: httpx.Client, service: subprocess.Popen[bytes], timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.poll() is not None:
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_FAILED)
         try:
             if client.get("/readyz").status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.5)  # polling a UI condition, not synchronising a test
-    raise typer.Exit(1)
+    raise typer.Exit(EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:
@@ -226,4 +228,4 @@ def register(app: typer.Typer) -> None:
             if not keep_lab:
                 _say("lab down")
                 lab.down()
-        raise typer.Exit(code if code > 0 else 0)
+        raise typer.Exit(code if code > 0 else EXIT_OK)

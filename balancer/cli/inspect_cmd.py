@@ -19,11 +19,12 @@ from rich.table import Table
 from balancer.api import views
 from balancer.api.schemas import HostOut, VMOut
 from balancer.cli.client import ApiBackend, ClientError, api_url, default_token, refuse_while_led
-from balancer.cli.common import EXIT_INPUT, EXIT_UNREACHABLE, ConfigOption, fail, load_config, print_json
+from balancer.cli.common import ConfigOption, fail, load_config, print_json
 from balancer.cli.ops_cmd import ApiOption, LocalOption, TokenOption
 from balancer.config import Config
 from balancer.errors import StoreError
 from balancer.executor.runner import move_of
+from balancer.exit_codes import EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import (
     HostState,
     Plan,
@@ -44,9 +45,11 @@ SampleOption = typer.Option(1.0, "--sample-seconds", min=0.0, max=60.0, help="Se
 def collect(cfg: Config, sample_seconds: float) -> Snapshot:
     """Two polls, ``sample_seconds`` apart (the CPU rate needs an interval), of every configured host."""
     from balancer.metrics.collector import Collector
+    from balancer.service import libvirt_process
 
     if not cfg.hosts:
         fail("config has no hosts: add them under `hosts:` (see config.yaml)", EXIT_INPUT)
+    libvirt_process.prepare()  # this process talks to libvirtd: as `balancer run` does at its start
     with Collector.for_endpoints(wiring.endpoints(cfg), cfg.collection) as collector:
         collector.tick(time.time())
         if sample_seconds > 0:
@@ -66,7 +69,7 @@ class LocalView:
             refuse_while_led(self.store)
         except ClientError as exc:
             self.store.close()
-            fail(f"error: {exc}", exc.code)
+            fail(f"error: {exc}", exc.exit_code)
         self.cfg = cfg
         self.now = self.store.now()
         latest: dict[str, DrainState] = {}
@@ -187,7 +190,7 @@ def register(app: typer.Typer) -> None:
                 finally:
                     backend.close()
             except ClientError as exc:
-                fail(f"error: {exc}", exc.code)
+                fail(f"error: {exc}", exc.exit_code)
         if as_json:
             out: dict[str, object] = {"hosts": [h.model_dump(mode="json") for h in hosts]}
             if vm_list is not None:
@@ -219,7 +222,7 @@ def register(app: typer.Typer) -> None:
                 finally:
                     backend.close()
             except ClientError as exc:
-                fail(f"error: {exc}", exc.code)
+                fail(f"error: {exc}", exc.exit_code)
         out.write_text(snapshot_to_json(snap))
         print(f"wrote {out}: {len(snap.hosts)} hosts, {len(snap.vms)} VMs")
 
@@ -263,7 +266,7 @@ def register(app: typer.Typer) -> None:
                     finally:
                         backend.close()
                 except ClientError as exc:
-                    fail(f"error: {exc}", exc.code)
+                    fail(f"error: {exc}", exc.exit_code)
         if as_json:
             print_json(plan_to_dict(result))
             return

@@ -23,10 +23,11 @@ from rich.text import Text
 
 from balancer.api.schemas import MigrationCreate, MigrationOut, ProgressNow
 from balancer.cli.client import ApiBackend, ClientError, api_url, default_token
-from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, ConfigOption, fail, load_config
+from balancer.cli.common import ConfigOption, fail, load_config
 from balancer.cli.ops_cmd import ApiOption, LocalOption, TokenOption
 from balancer.cli.outcome import report
 from balancer.config import Config
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT
 
 MIB = 1 << 20
 POLL_SECONDS = 0.5
@@ -87,7 +88,7 @@ def _through_service(
     try:
         backend = ApiBackend(api_url(cfg, api), token if token is not None else default_token(cfg))
     except ClientError as exc:
-        fail(f"error: {exc}", exc.code)
+        fail(f"error: {exc}", exc.exit_code)
     try:
         started = time.monotonic()
         rec = backend.migrate(req)
@@ -95,7 +96,7 @@ def _through_service(
         final = _follow(backend, rec, console)
         return report(final, time.monotonic() - started)
     except ClientError as exc:
-        fail(f"error: {exc}", exc.code)
+        fail(f"error: {exc}", exc.exit_code)
     finally:
         backend.close()
 

@@ -19,16 +19,17 @@ from rich.text import Text
 from balancer.api import views
 from balancer.api.schemas import MigrationCreate
 from balancer.cli.client import ClientError, refuse_while_led
-from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, fail
+from balancer.cli.common import fail
 from balancer.cli.outcome import report
 from balancer.config import Config
 from balancer.errors import Conflict, MigrationError, StoreError
 from balancer.executor.events import Event, Note, Progress, StateChanged, Waiting
 from balancer.executor.hypervisor import Hypervisor, libvirt_factory
 from balancer.executor.runner import Runner
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import Move, MoveCost
 from balancer.reasons import Reason
-from balancer.service import wiring
+from balancer.service import libvirt_process, wiring
 from balancer.service.leadership import LeaseKeeper
 from balancer.store import Store
 
@@ -71,7 +72,7 @@ def run_local(cfg: Config, req: MigrationCreate, console: Console) -> int:
         try:
             refuse_while_led(store)
         except ClientError as exc:
-            fail(f"error: {exc}", exc.code)
+            fail(f"error: {exc}", exc.exit_code)
         holder = f"cli:{getpass.getuser()}@{socket.gethostname()}/{os.getpid()}"
         keeper = LeaseKeeper(store, holder, LEASE_SECONDS)
         term = keeper.renew()
@@ -90,6 +91,7 @@ def _run(cfg: Config, req: MigrationCreate, store: Store, keeper: LeaseKeeper, c
     term = keeper.term()
     assert term is not None
     eps = wiring.executor_endpoints(cfg)
+    libvirt_process.prepare()  # this process migrates: keepalives and quiet errors, as `balancer run`
     factory = libvirt_factory(eps)
     source = req.source or find_vm(req.vm, [h for h in eps if h != req.target], {h: factory(h) for h in eps})
     move = Move(req.vm, source, req.target, Reason.MANUAL, MoveCost(0, 0, 0, 0.0), detail="by --local")

@@ -22,17 +22,10 @@ from rich.table import Table
 from balancer.api.errors import problem_of
 from balancer.api.schemas import DrainCreate, DrainOut, MoveOut, PlanSummary
 from balancer.cli.client import API_ENV, TOKEN_ENV, Backend, ClientError, connect
-from balancer.cli.common import (
-    EXIT_FAILED,
-    EXIT_INPUT,
-    ConfigOption,
-    config_path,
-    fail,
-    load_config,
-    print_json,
-)
+from balancer.cli.common import ConfigOption, config_path, fail, load_config, print_json
 from balancer.config import Config
-from balancer.errors import ConfigError
+from balancer.errors import ConfigError, ErrorCode
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT
 from balancer.model import MoveState
 from balancer.store.records import DrainState, PlanStatus
 
@@ -92,7 +85,7 @@ def _backend(
         finally:
             backend.close()
     except ClientError as exc:
-        fail(f"error: {exc}", exc.code)
+        fail(f"error: {exc}", exc.exit_code)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -216,11 +209,14 @@ def undrain(
         try:
             d = backend.cancel_drain(host)
         except ClientError as exc:
-            if exc.status == 404 and str(exc).startswith(f"host {host!r} has no open drain"):
+            if exc.error == ErrorCode.NOT_DRAINED:
                 print(f"{host}: no open drain; nothing to undrain")
                 return
             raise
-        print(f"{host}: drain {d.id} cancelled")
+        if d.state == DrainState.RELEASED:
+            print(f"{host}: back in service (its drain {d.id} had finished)")
+        else:
+            print(f"{host}: drain {d.id} cancelled")
 
 
 def drains(

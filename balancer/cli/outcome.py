@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from balancer.api.schemas import MigrationOut
-from balancer.cli.common import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import MoveState
 from balancer.reasons import Reason
 

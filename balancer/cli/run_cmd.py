@@ -24,8 +24,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the balancer: collect, plan and act every interval; serve the API and /metrics."""
-        from balancer.cli.common import EXIT_INPUT, fail
+        from balancer.cli.common import fail
         from balancer.daemon import serve
+        from balancer.exit_codes import EXIT_INPUT
         from balancer.service import logs
 
         cfg = load_config(config, for_service=True)

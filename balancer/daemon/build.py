@@ -11,10 +11,9 @@ from balancer.executor.hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.metrics.collector import Collector
 from balancer.metrics.export import ControlMetrics, Metrics
-from balancer.service import wiring
+from balancer.service import libvirt_process, wiring
 from balancer.service.core import Service
 from balancer.service.leadership import LeaseKeeper, holder_id
-from balancer.service.libvirt_events import ensure_event_loop
 from balancer.store import Store
 
 
@@ -49,20 +48,10 @@ def lease_ttl(cfg: Config) -> float:
 def build(cfg: Config) -> Running:
     """Open the store and connections and build the Service; no thread runs yet (the lease keeper
     starts in ``serve``, or when a test calls ``lease.start()``/``lease.renew()``)."""
-    ensure_event_loop()
+    libvirt_process.prepare()
     store = Store.open(cfg.store.url)
     registry = CollectorRegistry()
-    t = cfg.thresholds
-    metrics = Metrics(
-        registry,
-        hosts=[h.name for h in cfg.hosts],
-        thresholds={
-            "cpu_high": t.cpu_high,
-            "memory_high": t.memory_high,
-            "target_imbalance": t.target_imbalance,
-        },
-        interval_seconds=cfg.collection.interval_seconds,
-    )
+    metrics = Metrics(registry, **wiring.metrics_config(cfg))
     control = metrics.control
     collector = Collector.for_endpoints(wiring.endpoints(cfg), cfg.collection)
     hypervisors = libvirt_factory(wiring.executor_endpoints(cfg))

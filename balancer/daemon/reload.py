@@ -6,7 +6,8 @@ the service goes on with the config it had. Keys that need a restart (``api.list
 refuse the reload too, naming the key, so an operator never believes a change took effect when it did
 not. Everything else applies from the next tick: hosts (a new collector and connections when the list
 changed; smoothing starts afresh), thresholds, policy, rules, limits and executor knobs (for moves
-admitted from then on), automation, API tokens, logging, the interval and the lease length.
+admitted from then on), automation, API tokens, logging, the interval and the lease length; the
+``balancer_config_*`` gauges the alert rules compare with follow at once.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Reloader:
             service.hypervisors = libvirt_factory(wiring.executor_endpoints(new))
             previous.close()
         service.reconfigure(new)
+        self.running.metrics.configure(**wiring.metrics_config(new))  # what the alert rules compare with
         runner = service.current_runner()
         if runner is not None:
             runner.reconfigure(new.executor, new.limits, service.hypervisors, wiring.executor_endpoints(new))

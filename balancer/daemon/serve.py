@@ -31,11 +31,11 @@ from balancer.daemon.loop import Loop
 from balancer.daemon.notify import notify
 from balancer.daemon.reload import Reloader
 from balancer.errors import ConfigError, StoreError
+from balancer.exit_codes import EXIT_FAILED, EXIT_OK
 from balancer.service import logs
 from balancer.service.leadership import LeaderTerm
 
 log = logging.getLogger("balancer.daemon")
-EXIT_START_FAILED = 1
 
 
 def bind(listen: str) -> socket.socket:
@@ -67,13 +67,13 @@ def serve(
         sock = bind(cfg.api.listen)
     except OSError as exc:
         log.error("event=start_failed step=bind listen=%s error=%r", cfg.api.listen, exc.strerror or str(exc))
-        return EXIT_START_FAILED
+        return EXIT_FAILED
     try:
         parts = build(cfg)
     except StoreError as exc:
         sock.close()
         log.error("event=start_failed step=store error=%r", str(exc))
-        return EXIT_START_FAILED
+        return EXIT_FAILED
     try:
         return _run(parts, sock, abort_on_exit, stop or threading.Event(), config_path, log_format)
     finally:
@@ -103,7 +103,7 @@ def _run(
     except ConfigError as exc:  # a token_file that cannot be read
         log.error("event=start_failed step=api problems=%r", "; ".join(exc.problems))
         _close(parts)
-        return EXIT_START_FAILED
+        return EXIT_FAILED
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=logs.uvicorn_log_config(), log_level="warning", lifespan="off")
     )
@@ -184,7 +184,7 @@ def _run(
     api_thread.join(timeout=10)
     _close(parts)
     log.info("event=stopped")
-    return 0
+    return EXIT_OK
 
 
 def _close(parts: Running) -> None:

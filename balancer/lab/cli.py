@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT
 from balancer.lab import teardown
 from balancer.lab.accel import VIRT_TYPE_CHOICES
 from balancer.lab.errors import LabError, LabExistsError, LabNotFoundError
@@ -39,7 +40,7 @@ DirOption = Annotated[
 HostArg = Annotated[str, typer.Argument(help="Host name: h1, h2, ...")]
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
 
@@ -64,7 +65,7 @@ def up(
     try:
         lab = Lab.up(hosts=hosts, directory=directory, virt_type=virt_type)
     except LabExistsError as exc:
-        _fail(str(exc), code=2)
+        _fail(str(exc), code=EXIT_INPUT)
     except LabError as exc:
         _fail(str(exc))
     out.print(f"lab up in {time.monotonic() - started:.2f} s: {lab.directory} (virt type {lab.virt_type})")
@@ -98,7 +99,7 @@ def check_clean(directory: DirOption = None) -> None:
     for item in left:
         out.print(f"LEFT {item}")
     if left:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     out.print("clean")
 
 

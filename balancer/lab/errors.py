@@ -1,4 +1,4 @@
-"""Errors raised by the local lab.
+"""Errors raised by the local lab (a branch of balancer.errors' tree: LabError is a BalancerError).
 
     LabError                  anything the lab could not do; the message names the host, VM or path
      ├── LabExistsError       `up` found a lab already in that directory
@@ -12,8 +12,10 @@ to see libvirt's codes and messages unchanged.
 
 from __future__ import annotations
 
+from balancer.errors import BalancerError
 
-class LabError(Exception):
+
+class LabError(BalancerError):
     """The lab could not do what was asked."""
 
 

@@ -277,7 +277,7 @@ class Metrics:
     failure is an increase). ``thresholds`` (keys ``cpu_high``, ``memory_high``, ``disk_high``,
     ``target_imbalance``: config.yaml's ``thresholds``) and ``interval_seconds``
     (``collection.interval_seconds``) are exported as ``balancer_config_*`` gauges for the alert
-    rules; none is exported when not given.
+    rules; none is exported when not given. ``configure`` exports them again after a config reload.
     """
 
     def __init__(
@@ -296,17 +296,15 @@ class Metrics:
         PlatformCollector(registry=registry)  # python_info
         info = Gauge("balancer_build_info", "Build information.", ["version"], registry=registry)
         info.labels(__version__).set(1)
-        self._export_config(registry, thresholds or {}, interval_seconds)
-
+        self._gauges: dict[str, Gauge] = {}
+        self._hosts: set[str] = set()
         self.collection_errors = Counter(
             "balancer_collection_errors_total",
             "Failed host polls by host and kind (connect, timeout, libvirt).",
             ["host", "kind"],
             registry=registry,
         )
-        for host in hosts:
-            for kind in CollectError.KINDS:
-                self.collection_errors.labels(host, kind)
+        self.configure(hosts, thresholds or {}, interval_seconds)
         self.ticks = Counter(
             "balancer_ticks_total", "Ticks run, by result (ok, error).", ["result"], registry=registry
         )
@@ -392,35 +390,50 @@ class Metrics:
             registry=registry,
         )
 
-    @staticmethod
-    def _export_config(
-        registry: CollectorRegistry, thresholds: Mapping[str, float], interval_seconds: float | None
+    def configure(
+        self,
+        hosts: Iterable[str] = (),
+        thresholds: Mapping[str, float] | None = None,
+        interval_seconds: float | None = None,
     ) -> None:
+        """Export the config the alert rules compare with, and start every configured host's error
+        series at 0 (a host no longer configured loses its series); at start and after each reload."""
+        thresholds = thresholds or {}
         unknown = set(thresholds) - THRESHOLD_KEYS
         if unknown:
             raise ValueError(f"unknown thresholds {sorted(unknown)}; known: {sorted(THRESHOLD_KEYS)}")
-        high = [(res, thresholds[key]) for key, res in HIGH_WATER.items() if key in thresholds]
-        if high:
-            gauge = Gauge(
-                "balancer_config_high_water_ratio",
-                "thresholds.<resource>_high: load above which a host is overloaded (disk: a target's limit).",
-                ["resource"],
-                registry=registry,
-            )
-            for res, value in high:
-                gauge.labels(res).set(value)
+        hosts = set(hosts)
+        for host in self._hosts - hosts:
+            for kind in CollectError.KINDS:
+                self.collection_errors.remove(host, kind)
+        for host in hosts - self._hosts:
+            for kind in CollectError.KINDS:
+                self.collection_errors.labels(host, kind)
+        self._hosts = hosts
+        for key, res in HIGH_WATER.items():
+            if key in thresholds:
+                self._gauge(
+                    "balancer_config_high_water_ratio",
+                    "thresholds.<resource>_high: load above which a host is overloaded "
+                    "(disk: a target's limit).",
+                    ["resource"],
+                ).labels(res).set(thresholds[key])
         if "target_imbalance" in thresholds:
-            Gauge(
+            self._gauge(
                 "balancer_config_target_imbalance",
                 "thresholds.target_imbalance: balance moves stop at or below this imbalance.",
-                registry=registry,
             ).set(thresholds["target_imbalance"])
         if interval_seconds is not None:
-            Gauge(
+            self._gauge(
                 "balancer_config_collection_interval_seconds",
                 "collection.interval_seconds: seconds between ticks.",
-                registry=registry,
             ).set(interval_seconds)
+
+    def _gauge(self, name: str, documentation: str, labels: Iterable[str] = ()) -> Gauge:
+        """The config gauge ``name``, registered the first time it is exported."""
+        if name not in self._gauges:
+            self._gauges[name] = Gauge(name, documentation, list(labels), registry=self.registry)
+        return self._gauges[name]
 
     def plan_made(self, plan: Plan, seconds: float) -> None:
         """Record a plan: its duration, moves and skips by reason; the state gauges follow on scrape."""

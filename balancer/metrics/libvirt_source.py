@@ -33,9 +33,6 @@ from balancer.metrics.source import HostEndpoint, HostSample, NodeSample, VMSamp
 
 log = logging.getLogger(__name__)
 
-# libvirt prints every error to stderr by default; ours are kept in the samples instead.
-libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-
 STATS = (
     libvirt.VIR_DOMAIN_STATS_STATE
     | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL

@@ -10,5 +10,11 @@
     events.py       executor events → metrics, logs, live progress, the outcome queue
     wiring.py       Config → the values the packages below take
     logs.py         text or JSON log lines
-    libvirt_events.py  libvirt's event loop (connection keepalives)
+    libvirt_process.py  libvirt's process-wide set-up (error handler, event loop), called where a
+                    process starts: daemon.build, the CLI's commands that talk to libvirtd, the tests
 """
+
+from balancer.service.core import Service
+from balancer.service.leadership import LeaderTerm, LeaseKeeper, holder_id
+
+__all__ = ["LeaderTerm", "LeaseKeeper", "Service", "holder_id"]

@@ -30,7 +30,7 @@ from balancer.api.actions import resolve_migration
 from balancer.api.context import Live, NotLeader
 from balancer.api.schemas import MigrationCreate, ProgressNow
 from balancer.config import Config
-from balancer.errors import Conflict, LeaseLost, StoreError
+from balancer.errors import Conflict, ErrorCode, LeaseLost, NotReady, StoreError
 from balancer.executor.events import Outcome, OutcomeStatus
 from balancer.executor.hypervisor import HypervisorFactory
 from balancer.executor.runner import Runner, VmBusy, move_of
@@ -123,7 +123,8 @@ class Service:
             if request.vm in busy:
                 raise Conflict(
                     f"{request.vm} has an unfinished migration {busy[request.vm].id} of an older leader "
-                    "term; this leader adopts it first"
+                    "term; this leader adopts it first",
+                    ErrorCode.VM_BUSY,
                 )
             try:
                 rec = term.runner.submit_one(
@@ -132,7 +133,7 @@ class Service:
                     copy_mode="full" if request.full_copy else None,
                 )
             except VmBusy as exc:
-                raise Conflict(str(exc)) from None
+                raise Conflict(str(exc), ErrorCode.VM_BUSY) from None
             term.planned[rec.id] = Planned(move)
         self.metrics.migrations_started.labels(Reason.MANUAL.value).inc()
         self._publish(in_flight=tuple(r for r, _ in term.runner.active()))
@@ -142,7 +143,7 @@ class Service:
         """The planner on this instance's view, with ``drains`` added; nothing stored or started."""
         snap = self._live.snapshot
         if snap is None:
-            raise Conflict("no collection has completed yet; retry after the first tick")
+            raise NotReady("no collection has completed yet; retry after the first tick")
         now = self.store.now()
         open_drains = {d.host for d in self.store.drains(state=DrainState.OPEN)}
         draining = frozenset(open_drains | set(drains))

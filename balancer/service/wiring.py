@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from balancer.config import Config
 from balancer.executor.facts import MigrationEndpoint
@@ -31,6 +32,22 @@ def endpoints(cfg: Config) -> list[HostEndpoint]:
             )
         )
     return out
+
+
+def metrics_config(cfg: Config) -> dict[str, Any]:
+    """What ``Metrics(...)`` and ``Metrics.configure`` export of the config: the hosts, the thresholds
+    the alert rules compare with and the collection interval."""
+    t = cfg.thresholds
+    return {
+        "hosts": [h.name for h in cfg.hosts],
+        "thresholds": {
+            "cpu_high": t.cpu_high,
+            "memory_high": t.memory_high,
+            "disk_high": t.disk_high,
+            "target_imbalance": t.target_imbalance,
+        },
+        "interval_seconds": cfg.collection.interval_seconds,
+    }
 
 
 def executor_endpoints(cfg: Config) -> dict[str, MigrationEndpoint]:

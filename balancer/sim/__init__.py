@@ -13,3 +13,21 @@ Modules: ``args`` (SimArgs), ``trace`` (PlanetLab loader), ``cluster`` (state, c
 ``source`` (SimSource), ``executor`` (SimExecutor), ``baselines`` (planners to compare with),
 ``run`` (one simulated day), ``score`` (its figures).
 """
+
+from balancer.sim.args import SimArgs, default_sim_args
+from balancer.sim.cluster import SimCluster
+from balancer.sim.executor import SimExecutor
+from balancer.sim.run import RunResult, run
+from balancer.sim.source import SimSource
+from balancer.sim.trace import Trace
+
+__all__ = [
+    "RunResult",
+    "SimArgs",
+    "SimCluster",
+    "SimExecutor",
+    "SimSource",
+    "Trace",
+    "default_sim_args",
+    "run",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, RowMapping, select, text, update
 
-from balancer.errors import Conflict, NotFound, StoreError
+from balancer.errors import Conflict, ErrorCode, NotFound, StoreError
 from balancer.store import audit
 from balancer.store.db import insert_for
 from balancer.store.records import DrainProgress, DrainRequest, DrainState, decode, progress_from_json
@@ -61,7 +61,7 @@ def get(conn: Connection, drain_id: int, for_update: bool = False) -> DrainReque
     q = select(drains).where(drains.c.id == drain_id)
     row = conn.execute(q.with_for_update() if for_update else q).mappings().first()
     if row is None:
-        raise NotFound(f"drain {drain_id} does not exist")
+        raise NotFound(f"drain {drain_id} does not exist", ErrorCode.DRAIN_NOT_FOUND)
     return _drain(row)
 
 
@@ -82,7 +82,10 @@ def find(
 def set_progress(conn: Connection, drain_id: int, progress: DrainProgress, now: float) -> DrainRequest:
     drain = get(conn, drain_id, for_update=True)
     if drain.state != DrainState.OPEN:
-        raise Conflict(f"drain {drain_id} is {drain.state.value}; progress is kept only for open drains")
+        raise Conflict(
+            f"drain {drain_id} is {drain.state.value}; progress is kept only for open drains",
+            ErrorCode.DRAIN_CLOSED,
+        )
     conn.execute(
         update(drains)
         .where(drains.c.id == drain_id)
@@ -106,7 +109,7 @@ def close(
         return drain
     released = drain.state == DrainState.DONE and state == DrainState.RELEASED
     if drain.state != DrainState.OPEN and not released:
-        raise Conflict(f"drain {drain_id} is already {drain.state.value}")
+        raise Conflict(f"drain {drain_id} is already {drain.state.value}", ErrorCode.DRAIN_CLOSED)
     values: dict[str, object] = {
         "state": state.value,
         "closed_at": now,

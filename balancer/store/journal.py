@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, or_, select, update
 
-from balancer.errors import NotFound, RecordChanged, StoreError
+from balancer.errors import ErrorCode, NotFound, RecordChanged, StoreError
 from balancer.model import MigrationRecord, MoveState, PastMove
 from balancer.reasons import Reason
 from balancer.store.db import insert_for
@@ -116,7 +116,7 @@ def withdraw_queued_of_drain(conn: Connection, drain_id: int, actor: str, now: f
 def get(conn: Connection, record_id: str) -> MigrationRecord:
     row = conn.execute(select(migrations).where(migrations.c.id == record_id)).mappings().first()
     if row is None:
-        raise NotFound(f"migration {record_id!r} is not in the journal")
+        raise NotFound(f"migration {record_id!r} is not in the journal", ErrorCode.MIGRATION_NOT_FOUND)
     return _record(row)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
-from balancer.errors import Conflict, NotFound, StoreError
+from balancer.errors import Conflict, ErrorCode, NotFound, StoreError
 from balancer.model import Plan, plan_from_dict, plan_to_dict
 from balancer.reasons import Reason
 from balancer.store import audit
@@ -72,7 +72,7 @@ def get(conn: Connection, plan_id: int, for_update: bool = False) -> PlanRow:
     q = select(plans).where(plans.c.id == plan_id)
     row = conn.execute(q.with_for_update() if for_update else q).mappings().first()
     if row is None:
-        raise NotFound(f"plan {plan_id} does not exist")
+        raise NotFound(f"plan {plan_id} does not exist", ErrorCode.PLAN_NOT_FOUND)
     return _plans(conn, [row])[0]
 
 
@@ -129,7 +129,10 @@ def decide_move(
     new = MoveStatus.APPROVED if approve else MoveStatus.REJECTED
     _check_decidable(plan, None, now)
     if move.status not in (MoveStatus.PROPOSED, MoveStatus.APPROVED):
-        raise Conflict(f"plan {plan_id} move {index} is {move.status.value}; it can no longer be decided")
+        raise Conflict(
+            f"plan {plan_id} move {index} is {move.status.value}; it can no longer be decided",
+            ErrorCode.MOVE_CLOSED,
+        )
     if move.status != new:
         conn.execute(
             update(plan_moves)
@@ -223,11 +226,15 @@ def supersede_stale(conn: Connection, now: float, keep: int | None) -> tuple[int
 
 def _check_decidable(plan: PlanRow, new: PlanStatus | None, now: float) -> None:
     if plan.status not in _DECIDABLE and plan.status != new:
-        raise Conflict(f"plan {plan.id} is {plan.status.value}; it can no longer be approved or rejected")
+        raise Conflict(
+            f"plan {plan.id} is {plan.status.value}; it can no longer be approved or rejected",
+            ErrorCode.PLAN_CLOSED,
+        )
     if plan.status == PlanStatus.PROPOSED and plan.expires_at is not None and now >= plan.expires_at:
         raise Conflict(
             f"plan {plan.id} expired: the planner has not proposed it since {plan.updated_at:.0f}; "
-            "approve the current proposal instead (`balancer plans --status proposed`)"
+            "approve the current proposal instead (`balancer plans --status proposed`)",
+            ErrorCode.PLAN_EXPIRED,
         )
 
 
@@ -235,7 +242,7 @@ def _move(plan: PlanRow, index: int) -> PlanMoveRow:
     for m in plan.moves:
         if m.index == index:
             return m
-    raise NotFound(f"plan {plan.id} has no move {index} (it has {len(plan.moves)})")
+    raise NotFound(f"plan {plan.id} has no move {index} (it has {len(plan.moves)})", ErrorCode.MOVE_NOT_FOUND)
 
 
 def _plans(conn: Connection, rows: Iterable[RowMapping]) -> tuple[PlanRow, ...]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect
 
-from balancer.errors import Conflict, StoreError
+from balancer.errors import Conflict, ErrorCode, StoreError
 from balancer.model import MigrationRecord, MoveState, PastMove, Plan, TargetVolume
 from balancer.store import audit, db, drains, journal, lease, plans, volumes
 from balancer.store.clock import StoreClock
@@ -299,7 +299,10 @@ class Store:
             if drain_open is not None:
                 drain = drains.get(conn, drain_open)
                 if drain.state != DrainState.OPEN:
-                    raise Conflict(f"drain {drain_open} of {drain.host} is {drain.state.value}; not queueing")
+                    raise Conflict(
+                        f"drain {drain_open} of {drain.host} is {drain.state.value}; not queueing",
+                        ErrorCode.DRAIN_CLOSED,
+                    )
             journal.insert(conn, rec)
 
     def update_record(

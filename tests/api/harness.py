@@ -25,6 +25,7 @@ from balancer.api.app import ApiContext
 from balancer.api.context import Live, NotLeader
 from balancer.api.schemas import MigrationCreate, ProgressNow
 from balancer.config import Config, parse
+from balancer.errors import NotReady
 from balancer.metrics.export import Metrics
 from balancer.model import (
     LoadChange,
@@ -165,7 +166,8 @@ class StandIn:
         from balancer.service import wiring
 
         snap = self.value.snapshot
-        assert snap is not None
+        if snap is None:  # as the service answers before its first collection
+            raise NotReady("no collection has completed yet; retry after the first tick")
         snap = wiring.with_host_states(snap, set(drains), set())
         state = PlannerState(draining=frozenset(drains))
         return make_plan(snap, state, wiring.plan_args(self.cfg), NOW)
@@ -237,6 +239,23 @@ def serving(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def problems(r: Any) -> list[dict[str, Any]]:
+    """The problems of a 422 answer, after checking its code and that ``detail`` says the same in one line."""
+    body = r.json()
+    assert (r.status_code, body["code"]) == (422, "invalid_input"), body
+    assert body["detail"] == "; ".join(
+        f"{p['field']}: {p['value']!r} {p['message']}" for p in body["problems"]
+    )
+    return body["problems"]  # type: ignore[no-any-return]
+
+
+def error(r: Any) -> tuple[int, str, str]:
+    """(status, code, detail) of an error answer; its body holds no other field but leader/leader_url."""
+    body = r.json()
+    assert set(body) - {"leader", "leader_url"} == {"code", "detail"}, body
+    return r.status_code, body["code"], body["detail"]
 
 
 def free_port() -> int:

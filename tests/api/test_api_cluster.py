@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from balancer.api.app import ApiContext
 from balancer.api.context import Live
 from balancer.store import Store
-from tests.api.harness import NOW, READ, stand_in
+from tests.api.harness import NOW, READ, WRITE, error, problems, stand_in
 
 
 @pytest.fixture
@@ -83,8 +83,7 @@ def test_hosts_show_state_load_vm_count_disk_bytes_and_open_drain(client: TestCl
 def test_one_host_and_an_unknown_host(client: TestClient) -> None:
     assert client.get("/v1/hosts/h2", headers=READ).json()["vms"] == 1
     r = client.get("/v1/hosts/h9", headers=READ)
-    assert r.status_code == 404
-    assert r.json()["detail"] == "host 'h9' is not a configured host; known: h1, h2, h3"
+    assert error(r) == (404, "host_not_found", "host 'h9' is not a configured host; known: h1, h2, h3")
 
 
 def test_hosts_are_listed_as_unknown_before_the_first_collection(client: TestClient, ctx: ApiContext) -> None:
@@ -112,28 +111,27 @@ def test_vms_all_and_of_one_host(client: TestClient) -> None:
 
 def test_vms_of_an_unknown_host_is_422_naming_the_field(client: TestClient) -> None:
     r = client.get("/v1/vms?host=h9", headers=READ)
-    assert r.status_code == 422
-    assert r.json() == {
-        "detail": [{"field": "host", "value": "h9", "message": "is not a configured host; known: h1, h2, h3"}]
-    }
+    assert problems(r) == [
+        {"field": "host", "value": "h9", "message": "is not a configured host; known: h1, h2, h3"}
+    ]
 
 
 def test_an_unknown_vm_is_404(client: TestClient) -> None:
-    r = client.get("/v1/vms/nope", headers=READ)
-    assert r.status_code == 404
-    assert "VM 'nope' is not in the last snapshot" in r.json()["detail"]
+    status, code, detail = error(client.get("/v1/vms/nope", headers=READ))
+    assert (status, code) == (404, "vm_not_found")
+    assert "VM 'nope' is not in the last snapshot" in detail
 
 
 def test_vms_before_the_first_collection_are_503(client: TestClient, ctx: ApiContext) -> None:
     stand_in(ctx).value = Live()
-    r = client.get("/v1/vms", headers=READ)
-    assert r.status_code == 503
-    assert "no snapshot yet" in r.json()["detail"]
+    status, code, detail = error(client.get("/v1/vms", headers=READ))
+    assert (status, code) == (503, "no_snapshot")
+    assert "no snapshot yet" in detail
+    assert error(client.post("/v1/preview", json={}, headers=WRITE))[:2] == (503, "no_snapshot")
 
 
 def test_an_unknown_query_parameter_is_422_naming_it(client: TestClient) -> None:
     r = client.get("/v1/vms?hots=h1", headers=READ)
-    assert r.status_code == 422
-    assert r.json()["detail"] == [
+    assert problems(r) == [
         {"field": "hots", "value": "h1", "message": "is not a query parameter of /v1/vms; allowed: host"}
     ]

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from balancer.reasons import Reason
 from balancer.store import Store
 from balancer.store.records import Blocker, DrainProgress, DrainState
-from tests.api.harness import NOW, READ, WRITE, Clock
+from tests.api.harness import NOW, READ, WRITE, Clock, error, problems
 from tests.leader import fence_of
 
 
@@ -46,10 +46,9 @@ def test_a_deadline_is_counted_from_now(client: TestClient, clock: Clock) -> Non
 
 def test_an_unknown_host_is_422_naming_the_field_and_writes_nothing(client: TestClient, store: Store) -> None:
     r = client.post("/v1/drains", json={"host": "h9"}, headers=WRITE)
-    assert r.status_code == 422
-    assert r.json() == {
-        "detail": [{"field": "host", "value": "h9", "message": "is not a configured host; known: h1, h2, h3"}]
-    }
+    assert problems(r) == [
+        {"field": "host", "value": "h9", "message": "is not a configured host; known: h1, h2, h3"}
+    ]
     assert store.drains() == () and store.audit_log() == ()
 
 
@@ -99,8 +98,7 @@ def test_a_malformed_body_is_422_naming_the_field(
     kw = dict(kw)
     headers = {**WRITE, **kw.pop("headers", {})}
     r = client.post("/v1/drains", headers=headers, **kw)
-    assert r.status_code == 422, r.text
-    (problem,) = r.json()["detail"]
+    (problem,) = problems(r)
     assert (problem["field"], problem["message"]) == (field, message)
     assert store.drains() == () and store.audit_log() == ()
 
@@ -115,12 +113,9 @@ def test_get_returns_the_open_drain_else_the_latest(client: TestClient, store: S
 
 def test_get_of_a_host_never_drained_or_unknown_is_404(client: TestClient) -> None:
     r = client.get("/v1/drains/h3", headers=READ)
-    assert (r.status_code, r.json()["detail"]) == (404, "host 'h3' has never been drained")
+    assert error(r) == (404, "drain_not_found", "host 'h3' has never been drained")
     r = client.get("/v1/drains/h9", headers=READ)
-    assert (r.status_code, r.json()["detail"]) == (
-        404,
-        "host 'h9' is not a configured host; known: h1, h2, h3",
-    )
+    assert error(r) == (404, "host_not_found", "host 'h9' is not a configured host; known: h1, h2, h3")
 
 
 def test_progress_shows_remaining_in_flight_eta_and_blockers(client: TestClient, store: Store) -> None:
@@ -160,9 +155,10 @@ def test_delete_cancels_the_open_drain_and_audits_it(client: TestClient, store: 
     assert (r.json()["id"], r.json()["state"], r.json()["closed_by"]) == (d["id"], "cancelled", "ops")
     assert store.audit_log(limit=1)[0].action == "drain.cancel"
     r = client.delete("/v1/drains/h1", headers=WRITE)
-    assert r.status_code == 404
-    assert (
-        r.json()["detail"] == "host 'h1' has no open drain and is not held in maintenance by a finished one"
+    assert error(r) == (
+        404,
+        "not_drained",
+        "host 'h1' has no open drain and is not held in maintenance by a finished one",
     )
 
 
@@ -174,7 +170,7 @@ def test_delete_after_a_finished_drain_puts_the_host_back_in_service(
     r = client.delete("/v1/drains/h1", headers=WRITE)
     assert (r.status_code, r.json()["id"], r.json()["state"]) == (200, d.id, "released")
     assert store.audit_log(limit=1)[0].action == "drain.release"
-    assert client.delete("/v1/drains/h1", headers=WRITE).status_code == 404
+    assert error(client.delete("/v1/drains/h1", headers=WRITE))[:2] == (404, "not_drained")
 
 
 def test_drains_are_listed_newest_first_and_filtered(client: TestClient, store: Store) -> None:
@@ -185,4 +181,4 @@ def test_drains_are_listed_newest_first_and_filtered(client: TestClient, store: 
     assert [d["id"] for d in client.get("/v1/drains?state=open", headers=READ).json()] == [b.id]
     assert [d["id"] for d in client.get("/v1/drains?host=h1", headers=READ).json()] == [a.id]
     r = client.get("/v1/drains?host=h9", headers=READ)
-    assert (r.status_code, r.json()["detail"][0]["field"]) == (422, "host")
+    assert problems(r)[0]["field"] == "host"

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from balancer.api.app import ApiContext, create_app
 from balancer.store import Store
-from tests.api.harness import READ, WRITE, config, context, stand_in
+from tests.api.harness import READ, WRITE, config, context, error, stand_in
 
 
 @pytest.fixture
@@ -32,9 +32,9 @@ def _drop(path: Path, table: str) -> None:
 def test_a_failing_store_is_503_with_the_databases_text(sqlite_app: tuple[TestClient, Path, Store]) -> None:
     client, path, store = sqlite_app
     _drop(path, "drains")
-    r = client.post("/v1/drains", json={"host": "h1"}, headers=WRITE)
-    assert r.status_code == 503
-    assert r.json()["detail"].startswith("store: create_drain h1: no such table: drains")
+    status, code, detail = error(client.post("/v1/drains", json={"host": "h1"}, headers=WRITE))
+    assert (status, code) == (503, "store_unavailable")
+    assert detail.startswith("store: create_drain h1: no such table: drains")
     store.close()
 
 
@@ -54,12 +54,18 @@ def test_a_bug_is_a_json_500_and_logged(
 ) -> None:
     stand_in(ctx).set(snapshot="not a snapshot")
     r = client.get("/v1/vms", headers=READ)
-    assert r.status_code == 500
-    assert r.json() == {"detail": "internal error (AttributeError); the service log has the traceback"}
+    assert error(r) == (
+        500,
+        "internal_error",
+        "internal error (AttributeError); the service log has the traceback",
+    )
     assert "event=api_internal_error method=GET path=/v1/vms" in caplog.text
     assert 'balancer_api_requests_total{code="500",method="GET"} 1.0' in client.get("/metrics").text
 
 
 def test_unknown_paths_are_404_json(client: TestClient) -> None:
     r = client.get("/v1/nothing", headers=READ)
-    assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
+    assert error(r) == (404, "not_found", "Not Found")
+    r = client.put("/v1/drains", headers=WRITE)
+    assert error(r) == (405, "method_not_allowed", "Method Not Allowed")
+    assert r.headers["allow"] == "GET, POST"

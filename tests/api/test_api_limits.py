@@ -12,7 +12,7 @@ from balancer.api.middleware import MAX_BODY_BYTES
 from balancer.api.schemas import LeaderConflictOut
 from balancer.model import MoveState
 from balancer.store import Store
-from tests.api.harness import READ, WRITE
+from tests.api.harness import READ, WRITE, error, problems
 from tests.store.builders import record
 
 BIG = b'{"host": "h1", "note": "' + b"x" * (10 * 1024 * 1024) + b'"}'
@@ -31,8 +31,7 @@ def chunks(total: int, size: int = 16 * 1024) -> Iterator[bytes]:
 
 def test_a_body_over_the_limit_is_413_not_422(client: TestClient) -> None:
     r = client.post("/v1/drains", content=BIG, headers={**WRITE, "Content-Type": "application/json"})
-    assert r.status_code == 413
-    assert r.json() == {"detail": f"the request body is larger than {MAX_BODY_BYTES} bytes"}
+    assert error(r) == (413, "body_too_large", f"the request body is larger than {MAX_BODY_BYTES} bytes")
 
 
 def test_a_chunked_body_over_the_limit_is_413(client: TestClient) -> None:
@@ -57,18 +56,18 @@ def test_a_chunked_body_within_the_limit_reaches_the_route(client: TestClient) -
 
 def test_a_write_without_a_token_is_401_before_the_body_counts(client: TestClient) -> None:
     r = client.post("/v1/drains", content=BIG, headers={"Content-Type": "application/json"})
-    assert r.status_code == 401
+    assert error(r)[:2] == (401, "token_required")
     assert r.headers["WWW-Authenticate"] == 'Bearer realm="balancer"'
     r = client.post("/v1/drains", content=BIG, headers={"Authorization": "Bearer nope-nope-nope-nope"})
-    assert r.status_code == 401
+    assert error(r) == (401, "token_invalid", "the bearer token is not one of api.tokens")
     assert r.headers["WWW-Authenticate"] == 'Bearer realm="balancer", error="invalid_token"'
     r = client.post("/v1/drains", content=BIG, headers={"Authorization": "Basic dXNlcjpwYXNz"})
-    assert (r.status_code, r.json()["detail"]) == (401, "the Authorization header must be 'Bearer <token>'")
+    assert error(r) == (401, "token_invalid", "the Authorization header must be 'Bearer <token>'")
 
 
 def test_a_write_with_a_read_token_is_403_before_the_body_counts(client: TestClient) -> None:
     r = client.post("/v1/drains", content=BIG, headers=READ)
-    assert r.status_code == 403
+    assert error(r)[:2] == (403, "write_token_required")
     assert "insufficient_scope" in r.headers["WWW-Authenticate"]
     assert client.delete("/v1/drains/h1", headers=READ).status_code == 403
 
@@ -89,8 +88,7 @@ def test_a_405_names_every_method_of_the_path(client: TestClient) -> None:
 
 def test_a_strict_deadline(client: TestClient) -> None:
     r = client.post("/v1/drains", json={"host": "h1", "deadline_seconds": True}, headers=WRITE)
-    assert r.status_code == 422
-    assert r.json()["detail"] == [{"field": "deadline_seconds", "value": True, "message": "is not a number"}]
+    assert problems(r) == [{"field": "deadline_seconds", "value": True, "message": "is not a number"}]
 
 
 def test_the_docs_load_every_asset_from_the_service(client: TestClient) -> None:

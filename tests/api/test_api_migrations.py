@@ -9,7 +9,7 @@ from balancer.api.app import ApiContext
 from balancer.model import MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
-from tests.api.harness import NOW, READ, WRITE, Aborts, Clock, stand_in
+from tests.api.harness import NOW, READ, WRITE, Aborts, Clock, error, stand_in
 from tests.store.builders import record
 
 
@@ -65,8 +65,8 @@ def test_a_migration_keeps_libvirts_error(client: TestClient) -> None:
 
 def test_an_unknown_migration_is_404(client: TestClient) -> None:
     r = client.get("/v1/migrations/nope", headers=READ)
-    assert (r.status_code, r.json()) == (404, {"detail": "migration 'nope' is not in the journal"})
-    assert client.post("/v1/migrations/nope/abort", headers=WRITE).status_code == 404
+    assert error(r) == (404, "migration_not_found", "migration 'nope' is not in the journal")
+    assert error(client.post("/v1/migrations/nope/abort", headers=WRITE))[:2] == (404, "migration_not_found")
 
 
 @pytest.mark.usefixtures("journal")
@@ -85,8 +85,11 @@ def test_abort_of_a_migration_running_here_is_accepted_and_audited(
 @pytest.mark.usefixtures("journal")
 def test_abort_of_a_finished_migration_is_409(client: TestClient, aborts: Aborts) -> None:
     r = client.post("/v1/migrations/m-old/abort", headers=WRITE)
-    assert r.status_code == 409
-    assert r.json()["detail"] == "migration m-old is already succeeded; there is nothing to abort"
+    assert error(r) == (
+        409,
+        "migration_finished",
+        "migration m-old is already succeeded; there is nothing to abort",
+    )
     assert aborts.calls == []
 
 
@@ -98,7 +101,7 @@ def test_abort_on_a_follower_is_409_naming_the_leader(
     holder = "node-b/4242/abcd1234@http://10.0.0.2:8787"
     assert store.acquire_lease(holder, 60.0) is not None
     r = client.post("/v1/migrations/m-run/abort", headers=WRITE)
-    assert r.status_code == 409
+    assert error(r)[:2] == (409, "not_leader")
     body = r.json()
     assert (body["leader"], body["leader_url"]) == (holder, "http://10.0.0.2:8787")
     assert body["detail"] == (
@@ -112,13 +115,14 @@ def test_abort_on_a_follower_is_409_naming_the_leader(
 def test_abort_with_no_leader_is_409_saying_so(client: TestClient, ctx: ApiContext) -> None:
     stand_in(ctx).set(leader=False, epoch=None)
     r = client.post("/v1/migrations/m-run/abort", headers=WRITE)
-    assert r.status_code == 409
-    assert r.json()["leader"] is None
+    assert error(r)[:2] == (409, "not_leader")
+    assert (r.json()["leader"], r.json()["leader_url"]) == (None, None)
     assert "no instance holds the leader lease" in r.json()["detail"]
 
 
 @pytest.mark.usefixtures("journal")
 def test_abort_on_the_leader_of_a_record_its_executor_lost_is_409(client: TestClient) -> None:
     r = client.post("/v1/migrations/m-run/abort", headers=WRITE)
-    assert r.status_code == 409
-    assert "but this leader (epoch 1) does not hold it" in r.json()["detail"]
+    status, code, detail = error(r)
+    assert (status, code) == (409, "not_leader")
+    assert "but this leader (epoch 1) does not hold it" in detail

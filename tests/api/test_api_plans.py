@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from balancer.store import Store
 from balancer.store.records import MoveStatus, PlanStatus
-from tests.api.harness import NOW, READ, WRITE, plan
+from tests.api.harness import NOW, READ, WRITE, error, plan, problems
 from tests.leader import fence_of
 
 
@@ -69,13 +69,12 @@ def test_a_plan_shows_each_move_with_reason_cost_and_load_before_after(
 
 def test_an_unknown_plan_is_404_and_a_bad_id_422(client: TestClient) -> None:
     r = client.get("/v1/plans/999", headers=READ)
-    assert (r.status_code, r.json()) == (404, {"detail": "plan 999 does not exist"})
+    assert error(r) == (404, "plan_not_found", "plan 999 does not exist")
     r = client.get("/v1/plans/0", headers=READ)
-    assert r.status_code == 422
-    assert r.json()["detail"] == [{"field": "plan_id", "value": "0", "message": "is not >= 1"}]
-    r = client.get("/v1/plans?status=maybe", headers=READ)
-    assert r.json()["detail"][0]["field"] == "status"
-    assert "is not one of 'proposed', 'approved'" in r.json()["detail"][0]["message"]
+    assert problems(r) == [{"field": "plan_id", "value": "0", "message": "is not >= 1"}]
+    (problem,) = problems(client.get("/v1/plans?status=maybe", headers=READ))
+    assert problem["field"] == "status"
+    assert "is not one of 'proposed', 'approved'" in problem["message"]
 
 
 def test_approve_then_reject_then_approve_again_is_409(
@@ -88,8 +87,11 @@ def test_approve_then_reject_then_approve_again_is_409(
     r = client.post(f"/v1/plans/{plan_id}/reject", headers=WRITE)
     assert r.json()["status"] == "rejected"
     r = client.post(f"/v1/plans/{plan_id}/approve", headers=WRITE)
-    assert r.status_code == 409
-    assert r.json() == {"detail": f"plan {plan_id} is rejected; it can no longer be approved or rejected"}
+    assert error(r) == (
+        409,
+        "plan_closed",
+        f"plan {plan_id} is rejected; it can no longer be approved or rejected",
+    )
     assert store.get_plan(plan_id).status == PlanStatus.REJECTED
     actions = [(e.actor, e.action, e.subject) for e in store.audit_log()][::-1]
     assert actions == [("ops", "plan.approve", f"plan/{plan_id}"), ("ops", "plan.reject", f"plan/{plan_id}")]
@@ -118,11 +120,12 @@ def test_moves_are_approved_and_rejected_one_by_one(client: TestClient, store: S
 def test_a_started_move_cannot_be_rejected(client: TestClient, store: Store, plan_id: int) -> None:
     store.set_move_status(plan_id, 0, MoveStatus.STARTED, migration_id="m1", fence=fence_of(store))
     r = client.post(f"/v1/plans/{plan_id}/moves/0/reject", headers=WRITE)
-    assert r.status_code == 409
-    assert "move 0 is started" in r.json()["detail"]
+    status, code, detail = error(r)
+    assert (status, code) == (409, "move_closed")
+    assert "move 0 is started" in detail
 
 
 def test_an_unknown_move_is_404(client: TestClient, plan_id: int) -> None:
     r = client.post(f"/v1/plans/{plan_id}/moves/7/approve", headers=WRITE)
-    assert (r.status_code, r.json()["detail"]) == (404, f"plan {plan_id} has no move 7 (it has 2)")
-    assert client.post("/v1/plans/999/moves/0/approve", headers=WRITE).status_code == 404
+    assert error(r) == (404, "move_not_found", f"plan {plan_id} has no move 7 (it has 2)")
+    assert error(client.post("/v1/plans/999/moves/0/approve", headers=WRITE))[:2] == (404, "plan_not_found")

@@ -9,11 +9,15 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner, Result
 
+from balancer.api.schemas import MigrationOut, ProgressNow
 from balancer.cli import migrate_cmd
+from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT
 from balancer.model import MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
 from tests.cli.running import config, service
+
+MIB = 2**20
 
 
 def app() -> typer.Typer:
@@ -82,3 +86,48 @@ def test_local_with_an_unknown_vm_is_bad_input(tmp_path: Path) -> None:
     r = migrate(cfg, "nope", "--to", "b", "--local")
     assert r.exit_code == 2
     assert "no running VM 'nope'" in r.output
+
+
+def test_migrate_checks_both_hosts_before_asking_anyone(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    r = migrate(cfg, "web1", "--to", "b", "--from", "zz")
+    assert r.exit_code == EXIT_INPUT
+    assert "--from 'zz' is not a configured host (a, b, c)" in r.output
+    assert not (tmp_path / "j.db").exists()
+
+
+def test_migrate_through_the_service_journals_the_cap_and_the_copy_mode(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    with service(cfg):
+        r = migrate(cfg, "app1", "--to", "c", "--from", "b", "--bandwidth", "7", "--full-copy")
+    assert r.exit_code == EXIT_FAILED, r.output  # the test driver cannot migrate; the pre-check ends it
+    with Store.open(f"sqlite:///{tmp_path / 'j.db'}") as store:
+        (rec,) = store.records(vm="app1")
+    assert (rec.source, rec.target, rec.bandwidth_mib_s, rec.state) == ("b", "c", 7, MoveState.FAILED)
+    assert "queued on the leader http://127.0.0.1:" in r.output and f"[record {rec.id}]" in r.output
+
+
+def test_the_progress_line_names_the_phase_the_bytes_and_the_rate() -> None:
+    rec = MigrationOut.model_validate(
+        {
+            "id": "m1", "vm": "web1", "vm_uuid": "", "source": "a", "target": "b", "reason": "manual",
+            "state": "migrating", "final": False, "outcome": None, "error": None, "detail": "",
+            "plan_id": None, "created_at": 0.0, "updated_at": 0.0, "started_at": 0.0, "finished_at": None,
+            "bandwidth_mib_s": 50, "copy_mode": None, "predicted_bytes": 0, "backing_bytes": 0,
+            "disk_bytes": 0, "memory_bytes": 0, "downtime_ms": None,
+        }
+    )  # fmt: skip
+    assert str(migrate_cmd._line("web1", rec, None)) == "web1 a→b [migrating]"
+    p = ProgressNow(
+        phase="memory",
+        bytes_copied=300 * MIB,
+        bytes_remaining=20 * MIB,
+        rate_bytes_s=49.5 * MIB,
+        elapsed_seconds=6.2,
+        memory_iteration=2,
+    )
+    assert str(migrate_cmd._line("web1", rec, p)) == (
+        "web1 a→b [memory] 300 MiB copied, 20 MiB left at 49.5 MiB/s, iteration 2 (6 s)"
+    )
+    done = p.model_copy(update={"bytes_remaining": 0, "memory_iteration": 0})
+    assert str(migrate_cmd._line("web1", rec, done)) == "web1 a→b [memory] 300 MiB copied at 49.5 MiB/s (6 s)"

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from balancer.api.app import ApiContext, create_app
+from balancer.api.app import ApiContext
 from balancer.cli.ops_cmd import register
 from balancer.model import MoveState
 from balancer.reasons import Reason
@@ -22,13 +20,9 @@ from tests.api.harness import (
     NOW,
     READ_TOKEN,
     WRITE_TOKEN,
-    config,
-    context,
     free_port,
     plan,
-    serving,
     stand_in,
-    write_config,
 )
 from tests.cli.drain_steps import report_then_close
 from tests.leader import fence_of
@@ -36,31 +30,6 @@ from tests.store.builders import record
 
 app = typer.Typer()
 register(app)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(f"sqlite:///{tmp_path}/balancer.db", now=0.0) as s:
-        yield s
-
-
-@pytest.fixture
-def ctx(store: Store, tmp_path: Path) -> ApiContext:
-    return context(config(f"sqlite:///{tmp_path}/balancer.db"), store, clock=time.time)
-
-
-@pytest.fixture
-def url(ctx: ApiContext) -> Iterator[str]:
-    with serving(create_app(ctx)) as u:
-        yield u
-
-
-@pytest.fixture
-def cfg_file(tmp_path: Path, url: str) -> Path:
-    """A config whose api.listen is the test server: the CLI finds it without --api."""
-    return write_config(
-        tmp_path / "config.yaml", f"sqlite:///{tmp_path}/balancer.db", listen=url[len("http://") :]
-    )
 
 
 def run(cfg_file: Path | None, *args: str, **env: str | None) -> Result:

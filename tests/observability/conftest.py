@@ -1,14 +1,9 @@
 """Fixtures for the observability artifacts: a populated metrics registry, served on 127.0.0.1, and a real
-Prometheus scraping it (tests/prom.py).
-
-The tests import ``tests.prom`` and ``tests.observability.*`` from the repository root. ``python -m pytest``
-puts the root on sys.path; the two lines below do it for a bare ``pytest`` too (``pythonpath = ["."]`` in
-pyproject's pytest options would make them unnecessary).
-"""
+Prometheus scraping it (tests/prom.py). ``tests.*`` imports from the repository root (pyproject's
+``pythonpath = ["."]``)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,14 +14,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import start_http_server
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from balancer.metrics.export import Metrics
+from tests.observability import sample_cluster
+from tests.observability.inventory import Inventory
+from tests.prom import Prometheus, run_prometheus
 
-from balancer.metrics.export import Metrics  # noqa: E402
-from tests.observability import sample_cluster  # noqa: E402
-from tests.observability.inventory import Inventory  # noqa: E402
-from tests.prom import Prometheus, run_prometheus  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"

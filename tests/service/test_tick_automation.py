@@ -12,6 +12,7 @@ from balancer.reasons import Reason
 from balancer.store.records import MoveStatus, PlanStatus
 from tests.leader import fence_of
 from tests.service.conftest import driver_hosts
+from tests.waiting import wait_for
 
 # Host a runs four 1-core VMs (the test driver's CPU time is the wall clock): with 3 usable cores
 # it is at 133 % of its CPU capacity, far over the 80 % mark, so the planner relieves it.
@@ -66,8 +67,14 @@ def test_recommend_stores_a_proposed_plan_and_moves_only_after_approval(
     # follows it.
     (outcome,) = r.runner.wait([records[0].id], timeout=60)
     assert not outcome.ok
-    r.service.intake()  # the loop's next step between ticks takes the outcome from the executor's queue
-    assert r.store.get_plan(row.id).moves[0].status == MoveStatus.REFUSED
+
+    def followed() -> bool:
+        # The loop's steps between ticks take the outcome from the executor's queue; the Runner records an
+        # outcome (what wait() returns on) just before its Finished event reaches the service's queue.
+        r.service.intake()
+        return r.store.get_plan(row.id).moves[0].status == MoveStatus.REFUSED
+
+    wait_for("the stored plan move to follow its outcome", followed, timeout=10, every=0.05)
     assert r.store.get_record(records[0].id).state.final
 
 

@@ -1,18 +1,11 @@
-"""Simulator test setup: the repository root on sys.path (for ``bench``), one trace load per session."""
+"""Simulator test setup: one trace load per session (``bench`` imports from the root: pythonpath ["."])."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pytest
 
 from balancer.sim import trace as trace_mod
 from balancer.sim.args import SimArgs
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")

@@ -25,23 +25,37 @@ HostFilter = Annotated[
 
 _CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer challenge"}}
 R401: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "No token, or not one of api.tokens", "headers": _CHALLENGE}
+    401: {
+        "model": ErrorOut,
+        "description": "No token, or not one of api.tokens (`token_required`, `token_invalid`)",
+        "headers": _CHALLENGE,
+    }
 }
 R403: dict[int | str, dict[str, Any]] = {
     403: {
         "model": ErrorOut,
-        "description": "The token has role read; this needs write",
+        "description": "The token has role read; this needs write (`write_token_required`)",
         "headers": _CHALLENGE,
     }
 }
-R404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such id or host"}}
+R404: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such id or host (`*_not_found`, `not_drained`)"}
+}
 R409: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "The stored state forbids it"}
+    409: {"model": ErrorOut, "description": "The stored state forbids it (the code says how)"}
 }
 R422: dict[int | str, dict[str, Any]] = {
-    422: {"model": ValidationOut, "description": "A field is invalid: which, the value, what is allowed"}
+    422: {
+        "model": ValidationOut,
+        "description": "`invalid_input`: which fields, the values sent, what is allowed",
+    }
 }
-R503: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": "The store failed"}}
+R503: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorOut,
+        "description": "The store failed (`store_unavailable`) or no collection yet (`no_snapshot`)",
+    }
+}
 READ = {**R401, **R422, **R503}
 WRITE = {**R401, **R403, **R422, **R503}
 

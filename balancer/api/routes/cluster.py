@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 
 from balancer.api import views
 from balancer.api.actions import check_host
 from balancer.api.routes import R404, READ, Ctx, HostFilter, HostName, Reader, known_query
 from balancer.api.schemas import ErrorOut, HostOut, VMOut
-from balancer.errors import NotFound
+from balancer.errors import ErrorCode, NotFound, NotReady
 from balancer.model import Snapshot, snapshot_to_json
 from balancer.store.records import DrainState
 
@@ -23,7 +23,7 @@ _NO_SNAPSHOT: dict[int | str, dict[str, Any]] = {
 def _snapshot(ctx: Ctx) -> Snapshot:
     snap = ctx.live.snapshot
     if snap is None:
-        raise HTTPException(503, "no snapshot yet: the service has not completed a collection")
+        raise NotReady("no snapshot yet: the service has not completed a collection")
     return snap
 
 
@@ -58,7 +58,7 @@ def get_host(_who: Reader, ctx: Ctx, name: HostName) -> HostOut:
         if h.name == name:
             return h
     known = ", ".join(c.name for c in ctx.cfg.hosts)
-    raise NotFound(f"host {name!r} is not a configured host; known: {known}")
+    raise NotFound(f"host {name!r} is not a configured host; known: {known}", ErrorCode.HOST_NOT_FOUND)
 
 
 def _holds(ctx: Ctx) -> views.Holds:
@@ -84,4 +84,6 @@ def get_vm(_who: Reader, ctx: Ctx, name: Annotated[str, Path(min_length=1, max_l
     for v in snap.vms:
         if v.name == name:
             return views.vm(v, _holds(ctx), ctx.clock())
-    raise NotFound(f"VM {name!r} is not in the last snapshot (taken at {snap.taken_at:.0f})")
+    raise NotFound(
+        f"VM {name!r} is not in the last snapshot (taken at {snap.taken_at:.0f})", ErrorCode.VM_NOT_FOUND
+    )

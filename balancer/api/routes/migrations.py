@@ -16,7 +16,7 @@ from balancer.api.context import NotLeader
 from balancer.api.errors import LeaderElsewhere
 from balancer.api.routes import R404, READ, WRITE, Ctx, Limit, Reader, Writer, known_query
 from balancer.api.schemas import PRINTABLE, AbortOut, LeaderConflictOut, MigrationCreate, MigrationOut
-from balancer.errors import Conflict
+from balancer.errors import Conflict, ErrorCode
 from balancer.model import MoveState
 
 router = APIRouter(prefix="/v1/migrations", tags=["migrations"], dependencies=[Depends(known_query)])
@@ -92,7 +92,10 @@ def abort_migration(who: Writer, ctx: Ctx, migration_id: MigrationId) -> AbortOu
     now = ctx.clock()
     rec = ctx.store.get_record(migration_id)
     if rec.state.final:
-        raise Conflict(f"migration {migration_id} is already {rec.state.value}; there is nothing to abort")
+        raise Conflict(
+            f"migration {migration_id} is already {rec.state.value}; there is nothing to abort",
+            ErrorCode.MIGRATION_FINISHED,
+        )
     if ctx.control.abort(migration_id):
         detail = {"vm": rec.vm, "source": rec.source, "target": rec.target, "state": rec.state.value}
         ctx.store.audit(who.name, "migration.abort", f"migration/{migration_id}", now, detail)
