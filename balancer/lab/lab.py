@@ -322,14 +322,23 @@ class Lab:
         return [dom for host in self.state.hosts for dom in self.host_domains(host)]
 
     def host_domains(self, host: str) -> list[LabDomain]:
-        """The domains one host's libvirtd reports (libvirtError if it is down)."""
+        """The domains one host's libvirtd reports (libvirtError if it is down).
+
+        A domain that vanishes between the listing and its state (a migration that ends, as one a
+        killed client left running in libvirtd does, undefines its source) is not on the host: it
+        is left out, not reported as the whole host failing.
+        """
+        found = []
         with connected(self.host(host).control_uri) as conn:
-            return [
-                LabDomain(
-                    host, dom.name(), _STATE_NAMES.get(dom.state()[0], "unknown"), bool(dom.isPersistent())
-                )
-                for dom in conn.listAllDomains(0)
-            ]
+            for dom in conn.listAllDomains(0):
+                try:
+                    state, persistent = dom.state()[0], bool(dom.isPersistent())
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+                    continue
+                found.append(LabDomain(host, dom.name(), _STATE_NAMES.get(state, "unknown"), persistent))
+        return found
 
     def heartbeat(self, host: str, vm: str) -> int | None:
         """The last `HB <n>` the guest printed while running on `host`, or None."""

@@ -83,8 +83,8 @@ def copies(lab: Lab, vm: str) -> list[tuple[str, str]]:
     for h in lab.hosts:
         try:
             out += [(d.host, d.state) for d in lab.host_domains(h.name) if d.name == vm]
-        except libvirt.libvirtError:
-            out.append((h.name, "unreachable"))
+        except libvirt.libvirtError as exc:
+            out.append((h.name, f"unreachable: {exc.get_error_code()} {exc}"))
     return out
 
 

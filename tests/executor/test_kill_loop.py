@@ -66,8 +66,9 @@ def args(verify: str) -> ExecutorArgs:
 
 
 def where(lab: Lab, vm: str) -> str:
-    (host,) = running_on(lab, vm)
-    return host
+    hosts = running_on(lab, vm)
+    assert len(hosts) == 1, f"{vm} runs on {hosts}; its copies: {copies(lab, vm)}"
+    return hosts[0]
 
 
 def test_kill_9_at_random_points_then_recover_and_migrate(lab: Lab, lab_guest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -104,6 +105,7 @@ def test_kill_9_at_random_points_then_recover_and_migrate(lab: Lab, lab_guest, t
             recover_first = orders.get(phase, rng.random() < 0.5)  # then alternates, for each phase
             orders[phase] = not recover_first
 
+            print(f"#{i:02d} begins: {vm} {src}->{dst} {phase}@{point:.2f}", flush=True)
             child = CrashChild(lab, url, vm, src, dst, CAP, verify)
             hit = child.wait_point(_kill_point(phase, point), 180)
             child.kill()
