@@ -10,6 +10,9 @@ Rules and their semantics:
 * **cooldown**: a successful move within ``cooldown_minutes``: not moved again except by a drain.
 * **no ping-pong**: a VM never goes back to a host it left within the cooldown window; for a drain this
   is a preference (the host is used only when nothing else fits), so a drain never hangs on it.
+* **refused**: a target whose pre-check refused the VM within the cooldown is not asked again, by any
+  goal, drains included: asking it every tick would hang a drain on a host that said no, where the
+  drain must show its blocker instead (``cooldown``, naming the hosts that refused).
 * **would not converge** (dirty rate ≥ bandwidth cap): avoided, except by a drain (flagged there).
 * **pins**: ``rules.pins`` and ``vm.tags.pin_hosts`` (both present: the intersection) name the only
   hosts a VM may run on (``pinned``).
@@ -73,7 +76,8 @@ class Rules:
     excluded: dict[int, str]
     quarantined: dict[int, str]
     cooldown: dict[int, str]
-    left: dict[int, np.ndarray]  # VM → host indices it left (or that refused it) within the cooldown
+    left: dict[int, np.ndarray]  # VM → host indices it left within the cooldown
+    refused: dict[int, np.ndarray]  # VM → host indices whose pre-check refused it within the cooldown
     pinned: dict[int, np.ndarray]  # VM → (H,) allowed hosts
     required: dict[int, tuple[np.ndarray, str]]  # VM → (H,) hosts with the required labels, rule text
     preferred: dict[int, np.ndarray]  # VM → (H,) hosts with the preferred labels
@@ -81,7 +85,7 @@ class Rules:
     affinity: tuple[Group, ...]
     vm_anti: dict[int, tuple[int, ...]]  # VM → indices into ``anti``
     vm_affinity: dict[int, int]  # VM → index into ``affinity``
-    has_target_rule: np.ndarray  # (V,) bool: pinned, labels, left hosts or anti-affinity
+    has_target_rule: np.ndarray  # (V,) bool: pinned, labels, left or refusing hosts, or anti-affinity
     blocked: np.ndarray  # (V,) bool: excluded or quarantined (every goal)
     cooling: np.ndarray  # (V,) bool
 
@@ -116,6 +120,7 @@ def compile_rules(
     quarantined: dict[int, str] = {}
     cooldown: dict[int, str] = {}
     left_sets: dict[int, set[int]] = {}
+    refused_sets: dict[int, set[int]] = {}
     for pm in sorted(state.recent, key=lambda p: (p.finished_at, p.vm)):
         vi = arr.vm_index.get(pm.vm)
         if vi is None:
@@ -123,7 +128,7 @@ def compile_rules(
         age_min = (now - pm.finished_at) / 60.0
         if pm.refused:  # nothing was tried: not the VM's fault, but do not ask that target again soon
             if age_min < policy.cooldown_minutes and pm.target in arr.host_index:
-                left_sets.setdefault(vi, set()).add(arr.host_index[pm.target])
+                refused_sets.setdefault(vi, set()).add(arr.host_index[pm.target])
             continue
         if not pm.succeeded and age_min < policy.quarantine_minutes:
             quarantined[vi] = (
@@ -138,6 +143,7 @@ def compile_rules(
             if pm.source in arr.host_index:
                 left_sets.setdefault(vi, set()).add(arr.host_index[pm.source])
     left = {v: np.array(sorted(s), dtype=np.int64) for v, s in left_sets.items()}
+    refused = {v: np.array(sorted(s), dtype=np.int64) for v, s in refused_sets.items()}
 
     pin_of = {p.vm: set(p.hosts) for p in rules.pins}
     pinned: dict[int, np.ndarray] = {}
@@ -184,7 +190,7 @@ def compile_rules(
     vm_affinity = {m: gi for gi, g in enumerate(affinity) for m in g.members}
 
     has_rule = np.zeros(n_v, dtype=bool)
-    for d in (pinned, required, preferred, left, vm_anti):
+    for d in (pinned, required, preferred, left, refused, vm_anti):
         has_rule[list(d)] = True
     blocked = np.zeros(n_v, dtype=bool)
     blocked[list(excluded) + list(quarantined)] = True
@@ -196,6 +202,7 @@ def compile_rules(
         quarantined=quarantined,
         cooldown=cooldown,
         left=left,
+        refused=refused,
         pinned=pinned,
         required=required,
         preferred=preferred,
@@ -312,9 +319,9 @@ def restrict(
     ws: Tentative, v: int, goal: Goal, mask: np.ndarray, unit: tuple[int, ...] = ()
 ) -> tuple[Reason, str] | None:
     """Apply VM ``v``'s target rules to ``mask`` (H,) in place, in a fixed order: pins, required labels,
-    no ping-pong (hard except for a drain), anti-affinity with the VMs outside ``unit``. The reason and
-    text of the first rule that leaves no host, else None. The one rule engine of verdict() and
-    feasible_rows()."""
+    no ping-pong (hard except for a drain), targets that refused it (hard), anti-affinity with the VMs
+    outside ``unit``. The reason and text of the first rule that leaves no host, else None. The one rule
+    engine of verdict() and feasible_rows()."""
     rules = ws.rules
     if v in rules.pinned:
         mask &= rules.pinned[v]
@@ -334,7 +341,16 @@ def restrict(
         if not mask.any():
             return (
                 Reason.COOLDOWN,
-                f"{ws.vm_name(v)} would go to a host it left, or that refused it, within the cooldown",
+                f"{ws.vm_name(v)} would go to a host it left within the cooldown",
+            )
+    if v in rules.refused:
+        mask[rules.refused[v]] = False
+        if not mask.any():
+            hosts = ", ".join(ws.arr.hosts[h].name for h in rules.refused[v])
+            return (
+                Reason.COOLDOWN,
+                f"{ws.vm_name(v)}: the hosts it may go to refused it in a pre-check within the cooldown "
+                f"({hosts})",
             )
     bad, rule_names = anti_forbidden(ws, v, unit)
     if bad.size:

@@ -139,6 +139,24 @@ def test_a_refused_move_is_no_quarantine_but_steers_the_vm_off_that_target() -> 
     assert {m.target for m in plan(hot_pair(), PlannerState(recent=old), PlanArgs(), NOW).moves} == {"h2"}
 
 
+def test_a_drain_never_asks_a_target_that_refused_the_vm_again_within_the_cooldown() -> None:
+    # a host that refused the VM in a pre-check is not the drain's fallback (as a host it left is): the
+    # drain goes elsewhere, or names the refusal as its blocker instead of asking again every tick
+    refused = (PastMove("v", "a", "b", NOW - 60, succeeded=False, refused=True),)
+    assert (
+        only_move(drain_to(vm("v", "a"), host("b"), host("c"), state=PlannerState(recent=refused))).target
+        == "c"
+    )
+    p = drain_to(vm("v", "a"), host("b"), state=PlannerState(recent=refused))
+    assert [m for m in p.moves if m.reason == Reason.DRAIN] == []
+    (skip,) = [s for s in p.skips if s.subject == "vm" and s.name == "v"]
+    assert (
+        skip.reason == Reason.COOLDOWN and "refused it in a pre-check" in skip.detail and "(b)" in skip.detail
+    )
+    later = (replace(refused[0], finished_at=NOW - 3 * 3600),)
+    assert only_move(drain_to(vm("v", "a"), host("b"), state=PlannerState(recent=later))).target == "b"
+
+
 def test_no_ping_pong_back_to_a_host_left_within_cooldown() -> None:
     # non-drain goals: a VM in its cooldown window does not move at all (above); a drain avoids the host
     # the VM just left as long as another host fits
