@@ -200,6 +200,33 @@ def drain_section() -> list[str]:
     return [*out, ""]
 
 
+def failover_section() -> list[str]:
+    d, out = section(
+        "## Failover: a new leader after the leader dies or freezes (PostgreSQL)",
+        "python bench/failover.py",
+        "failover",
+    )
+    if d is None:
+        return out
+    out += [
+        f"Two `balancer run` on one PostgreSQL, three test-driver hosts, collection interval "
+        f"{d['interval_s']:g} s (the lease's TTL), {d['rounds']} rounds of each fault. Time from the signal, "
+        "on this machine's monotonic clock, until the store names the other instance leader and until "
+        "that one has completed a tick as leader.",
+        "",
+        "| fault | lease taken over (median s) | first tick as leader (median ticks) | worst (ticks) | "
+        f"goal ≤ {d['goal_ticks']:g} ticks |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for fault, f in d["faults"].items():
+        name = {"kill": "kill -9", "pause": "SIGSTOP (frozen past its lease)"}.get(fault, fault)
+        out.append(
+            f"| {name} | {f['lease_s_median']:.2f} | {f['first_tick_ticks_median']:.2f} | "
+            f"{f['first_tick_ticks_max']:.2f} | {'met' if f['meets_goal'] else 'NOT met'} |"
+        )
+    return [*out, ""]
+
+
 _PHASES = ("queued", "prechecking", "copying_backing", "migrating", "verifying")
 
 
@@ -225,6 +252,7 @@ def main() -> None:
         *quality_section(),
         *solvers_section(),
         *drain_section(),
+        *failover_section(),
         "## Policies on a day of real load (trace-driven simulator)",
         "",
         "`python bench/policy_compare.py`, then `python bench/sim_sweep.py` for the parameter study.",

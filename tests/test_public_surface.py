@@ -61,6 +61,7 @@ SURFACE: dict[str, set[str]] = {
         "DrainProgress",
         "DrainRequest",
         "DrainState",
+        "FencedJournal",
         "Lease",
         "MoveStatus",
         "NotFound",

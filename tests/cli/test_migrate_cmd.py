@@ -103,7 +103,7 @@ def test_migrate_through_the_service_journals_the_cap_and_the_copy_mode(tmp_path
     assert r.exit_code == EXIT_FAILED, r.output  # the test driver cannot migrate; the pre-check ends it
     with Store.open(f"sqlite:///{tmp_path / 'j.db'}") as store:
         (rec,) = store.records(vm="app1")
-    assert (rec.source, rec.target, rec.bandwidth_mib_s, rec.state) == ("b", "c", 7, MoveState.FAILED)
+    assert (rec.source, rec.target, rec.bandwidth_mib_s, rec.state) == ("b", "c", 7, MoveState.REFUSED)
     assert "queued on the leader http://127.0.0.1:" in r.output and f"[record {rec.id}]" in r.output
 
 
