@@ -45,7 +45,7 @@ def host(name: str, h: Host | None, snap: Snapshot | None, drain_id: int | None)
         state=h.state if h is not None else "unknown",
         cpus=h.cpus if h else None,
         memory_bytes=h.memory_bytes if h else None,
-        disk_capacity_bytes=h.disk_bytes if h else None,
+        disk_capacity_bytes=h.disk_capacity_bytes if h else None,
         disk_free_bytes=h.disk_free_bytes if h else None,
         load=load,
         vms=len(vms),

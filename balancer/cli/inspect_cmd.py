@@ -161,7 +161,7 @@ def print_status(
             h.drain_id if h.drain_id is not None else "-",
             "-" if h.cpus is None else f"{h.cpus:g}",
             _bytes(h.memory_bytes),
-            _bytes(h.disk_capacity_bytes),
+            _bytes(h.disk_capacity_bytes or None),  # 0: unknown
             _bytes(h.disk_free_bytes),
         )
         for h in hosts
