@@ -15,6 +15,8 @@ DEB_PACKAGES=(
   prometheus postgresql faketime
   # tests: systemd-analyze checks the unit offline (it needs no running systemd)
   systemd
+  # tests: tmux gives the CLI a real terminal of a set width for the golden-output tests
+  tmux
 )
 
 missing=()

@@ -3,6 +3,11 @@
 They talk to the service's API (client.py); with ``--local`` (explicit, and only while no instance
 leads) to the store directly. ``abort`` needs the leader, which runs the migration. Exit codes as in
 cli/__init__.
+
+Ids: plans and drains have small integer ids, always printed whole (a drain is named by its host).
+A migration id (32 hex characters) may be given whole or by any prefix naming one record; the API
+resolves it (routes/migrations.py says why there), and an ambiguous prefix exits 2 naming the ids.
+Listings print with output.py: ``-o table|wide|json``, never cut.
 """
 
 from __future__ import annotations

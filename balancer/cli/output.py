@@ -87,10 +87,15 @@ def table(
     if width is None and out.isatty():
         width = shutil.get_terminal_size().columns
     if width is not None and mode == Output.TABLE:
+        left_out: list[int] = []
         for i in sorted((i for i in keep if columns[i].drop), key=lambda i: -columns[i].drop):
             if _line_width(columns, cells, keep) <= width:
                 break
             keep.remove(i)
+            left_out.append(i)
+        for i in reversed(left_out[:-1]):  # one long column may have made room for shorter ones
+            if _line_width(columns, cells, sorted([*keep, i])) <= width:
+                keep = sorted([*keep, i])
     sizes = {i: max([len(columns[i].header), *(len(r[i]) for r in cells)]) for i in keep}
     for line in [[c.header for c in columns], *cells]:
         parts = [line[i].rjust(sizes[i]) if columns[i].right else line[i].ljust(sizes[i]) for i in keep]
