@@ -10,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from balancer.api.schemas import DiskOut, HostOut, VMOut
+from balancer.api.schemas import DiskOut, HostOut, Load, VMOut
 from balancer.cli import inspect_cmd
 from balancer.model import SNAPSHOT_SCHEMA_VERSION, Host, Snapshot, snapshot_from_json, snapshot_to_dict
 from tests.builders import host, snapshot
@@ -88,3 +89,18 @@ def snapshot_to_v1(snap: Snapshot) -> str:
     for h in data["hosts"]:
         h["disk_bytes"] = h.pop("disk_capacity_bytes")
     return json.dumps({**data, "schema_version": 1})
+
+
+def test_metrics_labels_use_the_apis_names_and_values(served: tuple[Path, str]) -> None:
+    _, url = served
+    hosts = httpx.get(f"{url}/v1/hosts", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)}
+    load = families["balancer_host_load_ratio"].samples
+    assert {s.labels["host"] for s in load} == {h["name"] for h in hosts}
+    assert set(Load.model_fields) <= {s.labels["resource"] for s in load}  # the API's load keys
+    states = {
+        (s.labels["host"], s.labels["state"]) for s in families["balancer_host_state"].samples if s.value
+    }
+    assert states == {(h["name"], h["state"]) for h in hosts}
+    vms = {s.labels["host"]: s.value for s in families["balancer_host_vms"].samples}
+    assert vms == {h["name"]: h["vms"] for h in hosts}
