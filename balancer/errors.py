@@ -9,7 +9,8 @@
      ├── StoreError         the durable store failed or has an unexpected schema
      │    ├── NotFound      no drain, plan, move, migration, host or VM with that id (the API answers 404)
      │    ├── Conflict      the request contradicts the stored state, e.g. a rejected plan approved (409)
-     │    │    └── RecordChanged  a journal transition found the record no longer in the state it expected
+     │    │    ├── RecordChanged  a journal transition found the record no longer in the state it expected
+     │    │    └── AmbiguousId    an id prefix matches several records (their ids are named)
      │    └── LeaseLost     a leader-only write refused: the writer no longer holds the lease at its epoch
      ├── LabError           the local lab could not be brought up / used (balancer.lab.errors: the lab
      │                      defines it with its own subclasses; the product never raises it)
@@ -56,6 +57,7 @@ class ErrorCode(StrEnum):
     VM_BUSY = "vm_busy"
     ALREADY_THERE = "already_there"
     NOT_LEADER = "not_leader"
+    AMBIGUOUS_ID = "ambiguous_id"
     BODY_TOO_LARGE = "body_too_large"
     INVALID_INPUT = "invalid_input"
     INTERNAL_ERROR = "internal_error"
@@ -134,6 +136,20 @@ class RecordChanged(Conflict):
     def __init__(self, message: str, current: object | None = None) -> None:
         super().__init__(message, ErrorCode.RECORD_CHANGED)
         self.current = current
+
+
+class AmbiguousId(Conflict):
+    """An id prefix matches several records: ``candidates`` are (some of) their ids, ``more`` says
+    whether there are others. Nothing is done on a guess; the caller asks again with more characters."""
+
+    def __init__(self, kind: str, prefix: str, candidates: list[str], more: bool = False) -> None:
+        self.candidates = list(candidates)
+        listed = ", ".join(self.candidates) + (", ..." if more else "")
+        super().__init__(
+            f"{kind} id prefix {prefix!r} matches {'more than ' if more else ''}{len(self.candidates)} "
+            f"{kind}s: {listed}; give more characters",
+            ErrorCode.AMBIGUOUS_ID,
+        )
 
 
 class LeaseLost(StoreError):

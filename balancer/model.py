@@ -22,7 +22,9 @@ from pydantic import TypeAdapter
 from balancer.errors import SnapshotError
 from balancer.reasons import Reason, priority_of
 
-SNAPSHOT_SCHEMA_VERSION = 1
+# 2: a host's storage capacity is ``disk_capacity_bytes`` (1 called it ``disk_bytes``, the name the
+# API gives bytes of VM disks); version 1 files are still read.
+SNAPSHOT_SCHEMA_VERSION = 2
 
 
 class HostState(StrEnum):
@@ -119,7 +121,7 @@ class Host:
     state: HostState
     cpus: float  # usable CPU capacity in cores
     memory_bytes: int  # usable memory capacity
-    disk_bytes: int = 0  # capacity of the storage that holds VM disks (0 = unknown: not a limit)
+    disk_capacity_bytes: int = 0  # capacity of the storage that holds VM disks (0 = unknown: not a limit)
     disk_free_bytes: int = 0
     memory_free_bytes: int = 0  # free memory the node itself reports
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -206,7 +208,7 @@ class SnapshotArrays:
     def of(cls, snap: Snapshot) -> SnapshotArrays:
         index = {h.name: i for i, h in enumerate(snap.hosts)}
         capacity = np.array(
-            [[h.cpus, h.memory_bytes, h.disk_bytes] for h in snap.hosts], dtype=np.float64
+            [[h.cpus, h.memory_bytes, h.disk_capacity_bytes] for h in snap.hosts], dtype=np.float64
         ).reshape(len(snap.hosts), 3)
         demand = np.array(
             [[v.cpu_cores, v.memory_bytes, v.disk_allocated_bytes] for v in snap.vms], dtype=np.float64
@@ -376,6 +378,8 @@ def snapshot_from_json(text: str | bytes) -> Snapshot:
         data = json.loads(text)
     except ValueError as exc:
         raise SnapshotError(f"not JSON: {exc}") from exc
+    if isinstance(data, dict) and data.get("schema_version") == 1:
+        data = _from_version_1(data)
     if isinstance(data, dict) and data.get("schema_version", SNAPSHOT_SCHEMA_VERSION) != (
         SNAPSHOT_SCHEMA_VERSION
     ):
@@ -387,6 +391,20 @@ def snapshot_from_json(text: str | bytes) -> Snapshot:
         return _SNAPSHOT_ADAPTER.validate_python(data)
     except Exception as exc:  # pydantic.ValidationError, rendered with field paths
         raise SnapshotError(str(exc)) from exc
+
+
+def _from_version_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 snapshot as version 2: only the host capacity's name changed."""
+    hosts = data.get("hosts")
+    if isinstance(hosts, list):
+        renamed = [
+            {("disk_capacity_bytes" if k == "disk_bytes" else k): v for k, v in h.items()}
+            if isinstance(h, dict)
+            else h
+            for h in hosts
+        ]
+        data = {**data, "hosts": renamed}
+    return {**data, "schema_version": SNAPSHOT_SCHEMA_VERSION}
 
 
 def snapshot_json_schema() -> dict[str, Any]:

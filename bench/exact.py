@@ -311,7 +311,7 @@ def random_instance(
                 state=state,
                 cpus=float(round(cpus, 2)),
                 memory_bytes=mem,
-                disk_bytes=2048 * gib,
+                disk_capacity_bytes=2048 * gib,
                 backing_files=present,
                 cpu_history=(used[n][0],) * 5,
                 memory_history=(used[n][1],) * 5,

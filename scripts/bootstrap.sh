@@ -15,6 +15,8 @@ DEB_PACKAGES=(
   prometheus postgresql faketime
   # tests: systemd-analyze checks the unit offline (it needs no running systemd)
   systemd
+  # tests: tmux gives the CLI a real terminal of a set width for the golden-output tests
+  tmux
 )
 
 missing=()
@@ -47,7 +49,11 @@ stamp=.venv/.balancer-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages into .venv" >&2
   .venv/bin/pip install -q -U pip >/dev/null
-  # constraints.txt pins every package to the versions the tests last passed with (reproducible)
+  # constraints.txt pins every package to the versions the tests last passed with (reproducible).
+  # The editable install maps the whole balancer/ of this checkout, the lab (balancer/lab/) included,
+  # so the demo and the lab tests have it without the `lab` extra: that extra (the balancer-lab
+  # distribution, lab/pyproject.toml) is for wheel installs. Installing balancer-lab editable here as
+  # well would put a second `balancer` directory on the path and hide this one.
   .venv/bin/pip install -q -e '.[test]' -c constraints.txt
   touch "$stamp"
 fi

@@ -47,7 +47,7 @@ def host(name: str = "h1", **kw: Any) -> Host:
         "state": HostState.UP,
         "cpus": 16.0,
         "memory_bytes": 64 * GIB,
-        "disk_bytes": 0,
+        "disk_capacity_bytes": 0,
         "disk_free_bytes": 0,
         "memory_free_bytes": 0,
         "labels": {},

@@ -160,5 +160,6 @@ def list_migrations(store: Store, state: MoveState | None, vm: str | None, limit
     return [views.migration(r) for r in records]
 
 
-def get_migration(store: Store, record_id: str) -> MigrationOut:
-    return views.migration(store.get_record(record_id))
+def get_migration(store: Store, id_or_prefix: str) -> MigrationOut:
+    """One record by its id or a unique prefix of it (journal.resolve)."""
+    return views.migration(store.resolve_record(id_or_prefix))

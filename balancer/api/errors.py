@@ -70,6 +70,10 @@ CODES: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.VM_BUSY: (409, "The VM has an unfinished migration."),
     ErrorCode.ALREADY_THERE: (409, "The VM runs on the target already."),
     ErrorCode.NOT_LEADER: (409, "Only the leader does this: retry at `leader_url` (null: none leads now)."),
+    ErrorCode.AMBIGUOUS_ID: (
+        409,
+        "The id prefix matches several records: `detail` names them; send more characters.",
+    ),
     ErrorCode.BODY_TOO_LARGE: (413, "The request body is over the limit."),
     ErrorCode.INVALID_INPUT: (
         422,

@@ -95,7 +95,9 @@ class HostOut(_Out):
     )
     cpus: float | None = Field(description="Usable cores.")
     memory_bytes: int | None = Field(description="Usable memory.")
-    disk_bytes: int | None = Field(description="Capacity of the VM image storage (0 = unknown).")
+    disk_capacity_bytes: int | None = Field(
+        description="Capacity of the storage that holds VM images (0 = unknown); not the VMs' disks."
+    )
     disk_free_bytes: int | None
     load: Load | None
     vms: int = Field(description="VMs on the host.")
@@ -132,7 +134,7 @@ class VMOut(_Out):
         "counts cpu_cores + policy.cpu_burst_sigmas × this."
     )
     dirty_rate_bytes_s: float
-    disk_bytes: int = Field(description="Allocated bytes of the VM's top images.")
+    disk_allocated_bytes: int = Field(description="Allocated bytes of the VM's top images.")
     disks: list[DiskOut]
     exclude: bool = Field(description="Tagged never to be moved by the balancer.")
     pin_hosts: list[str]

@@ -45,7 +45,7 @@ def host(name: str, h: Host | None, snap: Snapshot | None, drain_id: int | None)
         state=h.state if h is not None else "unknown",
         cpus=h.cpus if h else None,
         memory_bytes=h.memory_bytes if h else None,
-        disk_bytes=h.disk_bytes if h else None,
+        disk_capacity_bytes=h.disk_capacity_bytes if h else None,
         disk_free_bytes=h.disk_free_bytes if h else None,
         load=load,
         vms=len(vms),
@@ -101,7 +101,7 @@ def vm(v: VM, holds: Holds = NO_HOLDS, now: float = 0.0) -> VMOut:
         cpu_cores=v.cpu_cores,
         cpu_std_cores=v.cpu_std_cores,
         dirty_rate_bytes_s=v.dirty_rate_bytes_s,
-        disk_bytes=v.disk_allocated_bytes,
+        disk_allocated_bytes=v.disk_allocated_bytes,
         disks=[
             DiskOut(
                 target=d.target,

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from balancer import __version__
-from balancer.cli.common import fail
+from balancer.cli.common import fail, fail_without_lab, lab_missing
 from balancer.errors import BalancerError, ConfigError, SnapshotError
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED
 
@@ -56,9 +56,22 @@ def _register() -> None:
 
     try:
         from balancer.lab.cli import app as lab_app
-    except ImportError:  # pragma: no cover - lab package not installed
+    except ModuleNotFoundError as exc:
+        if not lab_missing(exc):
+            raise
+        app.command("lab", context_settings=_ANY_ARGS)(_lab_not_installed)
         return
     app.add_typer(lab_app, name="lab", help="A local cluster of libvirtd hosts with real guests.")
+
+
+_ANY_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _lab_not_installed(
+    args: list[str] | None = typer.Argument(None, hidden=True),
+) -> None:
+    """A local cluster of libvirtd hosts with real guests (not installed: pip install 'balancer[lab]')."""
+    fail_without_lab("lab")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,7 +42,7 @@ from balancer.api.schemas import (
     VMOut,
 )
 from balancer.config import Config
-from balancer.errors import Conflict, ErrorCode, NotFound, StoreError
+from balancer.errors import AmbiguousId, Conflict, ErrorCode, NotFound, StoreError
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import MoveState, Plan, Snapshot, plan_from_dict, snapshot_from_json
 from balancer.store import Store
@@ -83,6 +83,7 @@ class Backend(Protocol):
     def decide_plan(self, plan_id: int, approve: bool) -> PlanOut: ...
     def decide_move(self, plan_id: int, index: int, approve: bool) -> MoveOut: ...
     def migrations(self, state: MoveState | None, vm: str | None, limit: int) -> list[MigrationOut]: ...
+    def migration(self, migration_id: str) -> MigrationOut: ...
     def abort(self, migration_id: str) -> AbortOut: ...
     def close(self) -> None: ...
 
@@ -153,7 +154,9 @@ class ApiBackend:
             ) from None
         if r.status_code >= 400:
             body = _json(r)
-            raise ClientError(_http_error(r, body), _exit_code(r.status_code), _error_code(body), body)
+            code = _error_code(body)
+            exit_code = EXIT_INPUT if code == ErrorCode.AMBIGUOUS_ID else _exit_code(r.status_code)
+            raise ClientError(_http_error(r, body), exit_code, code, body)
         try:
             return TypeAdapter(kind).validate_python(r.json()), r.status_code
         except (ValueError, ValidationError) as exc:
@@ -295,7 +298,7 @@ class StoreBackend:
             return fn()
         except actions.InputProblem as exc:
             raise ClientError(f"{exc.field}: {exc.value!r} {exc.message}", EXIT_INPUT, exc.code) from None
-        except NotFound as exc:
+        except (NotFound, AmbiguousId) as exc:  # an unknown id, or a prefix of several: bad input
             raise ClientError(str(exc), EXIT_INPUT, exc.code) from None
         except Conflict as exc:
             raise ClientError(str(exc), EXIT_FAILED, exc.code) from None
@@ -330,6 +333,9 @@ class StoreBackend:
 
     def migrations(self, state: MoveState | None, vm: str | None, limit: int) -> list[MigrationOut]:
         return self._do(lambda: actions.list_migrations(self.store, state, vm, limit))
+
+    def migration(self, migration_id: str) -> MigrationOut:
+        return self._do(lambda: actions.get_migration(self.store, migration_id))
 
     def abort(self, migration_id: str) -> AbortOut:
         raise ClientError(

@@ -48,5 +48,22 @@ def load_config(path: Path | None, *, for_service: bool = False) -> Config:
     return load(config_path(path), for_service=for_service)
 
 
+LAB_EXTRA = "balancer[lab]"
+
+
+def lab_missing(exc: ModuleNotFoundError) -> bool:
+    """The ImportError says the lab is not installed (the ``lab`` extra), not that it is broken."""
+    return exc.name is not None and (exc.name == "balancer.lab" or exc.name.startswith("balancer.lab."))
+
+
+def fail_without_lab(command: str) -> NoReturn:
+    """`balancer lab|demo` on an install without the extra: say which one brings it; exit 2."""
+    fail(
+        f"balancer {command}: the local lab is not installed (a production install leaves it out); "
+        f"install the extra: pip install '{LAB_EXTRA}'",
+        EXIT_INPUT,
+    )
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=False, default=str))

@@ -25,6 +25,7 @@ import httpx
 import typer
 import yaml
 
+from balancer.cli.common import fail_without_lab, lab_missing
 from balancer.exit_codes import EXIT_FAILED, EXIT_OK
 
 DEMO_DIR = Path("/var/tmp/balancer-demo")
@@ -119,8 +120,14 @@ def register(app: typer.Typer) -> None:
         exit_after: bool = typer.Option(False, "--exit", help="Stop after the drain instead of running on."),
         keep_lab: bool = typer.Option(False, "--keep-lab", help="Leave the lab up when the demo ends."),
     ) -> None:
-        """Run the balancer against a local lab: balance an uneven cluster, then drain a host."""
-        from balancer.lab import Lab
+        """Run the balancer against a local lab: balance an uneven cluster, then drain a host
+        (needs the lab: pip install 'balancer[lab]')."""
+        try:
+            from balancer.lab import Lab
+        except ModuleNotFoundError as exc:
+            if not lab_missing(exc):
+                raise
+            fail_without_lab("demo")
 
         directory.mkdir(parents=True, exist_ok=True)
         lab_dir = directory / "lab"

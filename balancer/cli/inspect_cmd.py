@@ -9,24 +9,24 @@ instance leads) builds the same view here: it polls every host twice, ``--sample
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from balancer.api import views
 from balancer.api.schemas import HostOut, VMOut
 from balancer.cli.client import ApiBackend, ClientError, api_url, default_token, refuse_while_led
 from balancer.cli.common import ConfigOption, fail, load_config, print_json
 from balancer.cli.ops_cmd import ApiOption, LocalOption, TokenOption
+from balancer.cli.output import Column, JsonOption, Output, OutputOption, chosen, table
 from balancer.config import Config
 from balancer.errors import StoreError
 from balancer.executor.runner import move_of
 from balancer.exit_codes import EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import (
-    HostState,
     Plan,
     PlannerState,
     Snapshot,
@@ -113,42 +113,86 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
-def print_status(hosts: list[HostOut], vms: list[VMOut] | None, console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title=f"{len(hosts)} hosts" + (f", {len(vms)} VMs" if vms is not None else ""))
-    for col in ("host", "state", "CPU", "memory", "VMs", "VM disks", "drain"):
-        table.add_column(col, justify="left" if col in ("host", "state") else "right")
-    for h in hosts:
-        state = f"[red]{h.state}[/red]" if h.state == HostState.DOWN else str(h.state)
-        table.add_row(
+HOST_COLUMNS = (
+    Column("HOST"),
+    Column("STATE"),
+    Column("CPU", right=True),
+    Column("MEMORY", right=True),
+    Column("VMS", right=True),
+    Column("VM DISKS", drop=2, right=True),
+    Column("DRAIN", drop=1, right=True),
+    Column("CPUS", wide=True, right=True),
+    Column("MEMORY SIZE", wide=True, right=True),
+    Column("DISK CAPACITY", wide=True, right=True),
+    Column("DISK FREE", wide=True, right=True),
+)
+VM_COLUMNS = (
+    Column("VM"),
+    Column("HOST"),
+    Column("STATE"),
+    Column("CPU CORES", drop=3, right=True),
+    Column("MEMORY", drop=2, right=True),
+    Column("DISK", drop=1, right=True),
+    Column("HELD"),
+    Column("VCPUS", wide=True, right=True),
+    Column("UUID", wide=True),
+    Column("MIGRATION", wide=True),
+)
+
+
+def print_status(
+    hosts: list[HostOut],
+    vms: list[VMOut] | None,
+    mode: Output = Output.TABLE,
+    out: TextIO | None = None,
+    width: int | None = None,
+) -> None:
+    """Hosts (and VMs) as tables; a down host's error on a line of its own, never cut."""
+    out = out or sys.stdout
+    print(f"{len(hosts)} hosts" + (f", {len(vms)} VMs" if vms is not None else ""), file=out)
+    rows = [
+        (
             h.name,
-            state,
+            h.state,
             _pct(h.load.cpu if h.load else None),
             _pct(h.load.memory if h.load else None),
-            str(h.vms),
+            h.vms,
             f"{h.vm_disk_bytes / GIB:.2f} GiB",
-            str(h.drain_id) if h.drain_id is not None else "-",
+            h.drain_id if h.drain_id is not None else "-",
+            "-" if h.cpus is None else f"{h.cpus:g}",
+            _bytes(h.memory_bytes),
+            _bytes(h.disk_capacity_bytes or None),  # 0: unknown
+            _bytes(h.disk_free_bytes),
         )
-    console.print(table)
+        for h in hosts
+    ]
+    table(HOST_COLUMNS, rows, mode, out=out, width=width)
     for h in hosts:
         if h.error:
-            console.print(f"[red]down:[/red] {h.name}: {h.error}")
+            print(f"down: {h.name}: {h.error}", file=out)
     if vms is None:
         return
-    vt = Table(title="VMs")
-    for col in ("vm", "host", "state", "CPU cores", "memory", "disk", "held"):
-        vt.add_column(col)
-    for v in sorted(vms, key=lambda v: (v.host, v.name)):
-        vt.add_row(
+    print(file=out)
+    vm_rows = [
+        (
             v.name,
             v.host,
             v.state,
             f"{v.cpu_cores:.2f}",
             f"{v.memory_bytes / 2**20:.0f} MiB",
-            f"{v.disk_bytes / 2**20:.0f} MiB",
+            f"{v.disk_allocated_bytes / 2**20:.0f} MiB",
             _held(v),
+            v.vcpus,
+            v.uuid,
+            v.migration_id or "-",
         )
-    console.print(vt)
+        for v in sorted(vms, key=lambda v: (v.host, v.name))
+    ]
+    table(VM_COLUMNS, vm_rows, mode, out=out, width=width)
+
+
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else f"{n / GIB:.2f} GiB"
 
 
 def _held(v: VMOut) -> str:
@@ -167,7 +211,8 @@ def register(app: typer.Typer) -> None:
     def status(
         config: Path | None = ConfigOption,
         vms: bool = typer.Option(False, "--vms", help="Also list the VMs, with what holds them."),
-        as_json: bool = typer.Option(False, "--json", help="The API's host (and VM) bodies."),
+        output: Output = OutputOption,
+        as_json: bool = JsonOption,
         sample_seconds: float = SampleOption,
         api: str | None = ApiOption,
         token: str | None = TokenOption,
@@ -191,13 +236,14 @@ def register(app: typer.Typer) -> None:
                     backend.close()
             except ClientError as exc:
                 fail(f"error: {exc}", exc.exit_code)
-        if as_json:
+        mode = chosen(output, as_json)
+        if mode == Output.JSON:  # the API's bodies: GET /v1/hosts (and /v1/vms) under their names
             out: dict[str, object] = {"hosts": [h.model_dump(mode="json") for h in hosts]}
             if vm_list is not None:
                 out["vms"] = [v.model_dump(mode="json") for v in vm_list]
             print_json(out)
             return
-        print_status(hosts, vm_list)
+        print_status(hosts, vm_list, mode)
 
     @app.command("snapshot")
     def snapshot(
@@ -233,7 +279,8 @@ def register(app: typer.Typer) -> None:
         ),
         drain: list[str] = typer.Option([], "--drain", help="Add a drain request for HOST (dry run)."),
         config: Path | None = ConfigOption,
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        output: Output = OutputOption,
+        as_json: bool = JsonOption,
         sample_seconds: float = SampleOption,
         api: str | None = ApiOption,
         token: str | None = TokenOption,
@@ -267,10 +314,11 @@ def register(app: typer.Typer) -> None:
                         backend.close()
                 except ClientError as exc:
                     fail(f"error: {exc}", exc.exit_code)
-        if as_json:
+        mode = chosen(output, as_json)
+        if mode == Output.JSON:  # as POST /v1/preview answers
             print_json(plan_to_dict(result))
             return
-        print_plan(result)
+        print_plan(result, mode)
 
 
 def _replay(path: Path, drain: list[str], config: Path | None) -> Plan:
@@ -292,37 +340,43 @@ def _replay(path: Path, drain: list[str], config: Path | None) -> Plan:
     return make_plan(snap, PlannerState(draining=frozenset(drain)), wiring.plan_args(cfg), snap.taken_at)
 
 
-def print_plan(plan: Plan, console: Console | None = None) -> None:
+MOVE_COLUMNS = (
+    Column("#", right=True),
+    Column("VM"),
+    Column("FROM"),
+    Column("TO"),
+    Column("REASON"),
+    Column("COPY", drop=3),
+    Column("GIB", drop=2, right=True),
+    Column("SECONDS", drop=4, right=True),
+    Column("DETAIL", drop=1),
+)
+SKIP_COLUMNS = (Column("WHAT"), Column("NAME"), Column("REASON"), Column("DETAIL", drop=1))
+
+
+def print_plan(
+    plan: Plan, mode: Output = Output.TABLE, out: TextIO | None = None, width: int | None = None
+) -> None:
     """The plan as tables: moves with reason, bytes and predicted seconds; skips with reasons."""
-    console = console or Console()
-    console.print(
+    out = out or sys.stdout
+    print(
         f"imbalance {plan.imbalance_before:.3f} → {plan.imbalance_after:.3f}; overloaded hosts "
         f"{', '.join(plan.overloaded_before) or 'none'} → {', '.join(plan.overloaded_after) or 'none'}; "
-        f"{len(plan.moves)} move(s), {plan.predicted_bytes / GIB:.2f} GiB to copy"
+        f"{len(plan.moves)} move(s), {plan.predicted_bytes / GIB:.2f} GiB to copy",
+        file=out,
     )
     if plan.moves:
-        t = Table(title="moves")
-        for col in ("#", "vm", "from", "to", "reason", "copy", "GiB", "seconds", "detail"):
-            t.add_column(col)
+        rows = []
         for i, m in enumerate(plan.moves):
-            flags = "".join(f" [yellow]{f.value}[/yellow]" for f in m.flags)
+            flags = "".join(f" {f.value}" for f in m.flags)
             waits = f" (starts once {', '.join(m.after)} left {m.target})" if m.after else ""
-            t.add_row(
-                str(i),
-                m.vm,
-                m.source,
-                m.target,
-                m.reason.value + flags,
-                m.cost.copy_mode,
-                f"{m.cost.total_bytes / GIB:.2f}",
-                f"{m.cost.seconds:.0f}",
-                m.detail + waits,
-            )
-        console.print(t)
+            cost = m.cost
+            detail = (m.detail + waits) or "-"
+            rows.append((i, m.vm, m.source, m.target, m.reason.value + flags, cost.copy_mode,
+                         f"{cost.total_bytes / GIB:.2f}", f"{cost.seconds:.0f}", detail))  # fmt: skip
+        print(file=out)
+        table(MOVE_COLUMNS, rows, mode, out=out, width=width)
     if plan.skips:
-        t = Table(title="skipped")
-        for col in ("what", "name", "reason", "detail"):
-            t.add_column(col)
-        for s in plan.skips:
-            t.add_row(s.subject, s.name, s.reason.value, s.detail)
-        console.print(t)
+        print(file=out)
+        skips = [(s.subject, s.name, s.reason.value, s.detail or "-") for s in plan.skips]
+        table(SKIP_COLUMNS, skips, mode, out=out, width=width)

@@ -1,15 +1,21 @@
-"""Operator commands: drain, undrain, drains, plans [show], approve, reject, migrations, abort.
+"""Operator commands: drain, undrain, drains, plans [show], approve, reject (and, from
+migrations_cmd.py, migrations [show] and abort).
 
 They talk to the service's API (client.py); with ``--local`` (explicit, and only while no instance
 leads) to the store directly. ``abort`` needs the leader, which runs the migration. Exit codes as in
 cli/__init__.
+
+Ids: plans and drains have small integer ids, always printed whole (a drain is named by its host).
+A migration id (32 hex characters) may be given whole or by any prefix naming one record; the API
+resolves it (routes/migrations.py says why there), and an ambiguous prefix exits 2 naming the ids.
+Listings print with output.py: ``-o table|wide|json``, never cut.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,23 +23,21 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 
 from balancer.api.errors import problem_of
 from balancer.api.schemas import DrainCreate, DrainOut, MoveOut, PlanSummary
 from balancer.cli.client import API_ENV, TOKEN_ENV, Backend, ClientError, connect
-from balancer.cli.common import ConfigOption, config_path, fail, load_config, print_json
+from balancer.cli.common import ConfigOption, config_path, fail, load_config
+from balancer.cli.output import Column, JsonOption, Output, OutputOption, chosen, print_models, table
 from balancer.config import Config
 from balancer.errors import ConfigError, ErrorCode
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT
-from balancer.model import MoveState
 from balancer.store.records import DrainState, PlanStatus
 
 ApiOption = typer.Option(None, "--api", envvar=API_ENV, help="Service URL (default: http://<api.listen>).")
 TokenOption = typer.Option(
     None, "--token", envvar=TOKEN_ENV, help="API token (default: config's write token)."
 )
-JsonOption = typer.Option(False, "--json", help="Print JSON (the API's response bodies).")
 LocalOption = typer.Option(
     False,
     "--local",
@@ -107,17 +111,6 @@ def _secs(s: float | None) -> str:
 
 def _at(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
-
-
-def _table(headers: str, rows: Sequence[Sequence[str]], empty: str = "") -> None:
-    """A plain table; ``headers`` separated by ``|``."""
-    table = Table(*headers.split("|"), box=None)
-    for row in rows:
-        table.add_row(*row)
-    if rows or not empty:
-        Console().print(table)
-    else:
-        print(empty)
 
 
 def _blockers(d: DrainOut) -> list[str]:
@@ -219,8 +212,28 @@ def undrain(
             print(f"{host}: drain {d.id} cancelled")
 
 
+DRAIN_COLUMNS = (
+    Column("HOST"),
+    Column("ID", right=True),
+    Column("STATE"),
+    Column("BY", drop=4),
+    Column("SINCE", drop=2),
+    Column("VMS LEFT", right=True),
+    Column("BYTES LEFT", drop=5, right=True),
+    Column("IN FLIGHT", drop=6, right=True),
+    Column("DONE", right=True),
+    Column("FAILED", right=True),
+    Column("ETA", drop=3, right=True),
+    Column("DEADLINE", drop=1),
+    Column("CLOSED", wide=True),
+    Column("CLOSED BY", wide=True),
+    Column("NOTE", wide=True),
+)
+
+
 def drains(
     limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Newest first, at most this many."),
+    output: Output = OutputOption,
     as_json: bool = JsonOption,
     api: str | None = ApiOption,
     token: str | None = TokenOption,
@@ -230,8 +243,9 @@ def drains(
     """Drains with progress: VMs and bytes left, in flight, done, failed, ETA, and what blocks them."""
     with _backend(config, api, token, local=local) as backend:
         found = backend.drains(limit)
-    if as_json:
-        print_json([d.model_dump(mode="json") for d in found])
+    mode = chosen(output, as_json)
+    if mode == Output.JSON:
+        print_models(found)
         return
     rows = []
     for d in found:
@@ -239,8 +253,9 @@ def drains(
         state = d.state.value + (" (blocked)" if d.blocked else "") + (" (overdue)" if d.overdue else "")
         counts = (str(p.vms_remaining), _bytes(p.bytes_remaining), str(len(p.in_flight)), str(p.done),
                   str(p.failed), _secs(p.eta_seconds)) if p else ("-",) * 6  # fmt: skip
-        rows.append((d.host, str(d.id), state, d.requested_by, _at(d.created_at), *counts, _at(d.deadline)))
-    _table("HOST|ID|STATE|BY|SINCE|VMS LEFT|BYTES LEFT|IN FLIGHT|DONE|FAILED|ETA|DEADLINE", rows, "no drains")
+        rows.append((d.host, d.id, state, d.requested_by, _at(d.created_at), *counts, _at(d.deadline),
+                     _at(d.closed_at), d.closed_by or "-", d.note or "-"))  # fmt: skip
+    table(DRAIN_COLUMNS, rows, mode, empty="no drains")
     for d in found:
         if d.state == DrainState.OPEN:
             for line in _blockers(d):
@@ -251,11 +266,27 @@ def drains(
 plans_app = typer.Typer(help="Stored plans; `plans show ID` for one.", invoke_without_command=True)
 
 
+PLAN_COLUMNS = (
+    Column("ID", right=True),
+    Column("STATUS"),
+    Column("CREATED", drop=2),
+    Column("MOVES"),
+    Column("BYTES", drop=3, right=True),
+    Column("IMBALANCE", drop=4),
+    Column("DECIDED BY", drop=1),
+    Column("AUTOMATION", wide=True),
+    Column("DECIDED", wide=True),
+    Column("EXPIRES", wide=True),
+    Column("SKIPS", wide=True, right=True),
+)
+
+
 @plans_app.callback()
 def plans(
     ctx: typer.Context,
     status: PlanStatus | None = typer.Option(None, "--status", help="Only plans in this status."),
     limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Newest first, at most this many."),
+    output: Output = OutputOption,
     as_json: bool = JsonOption,
     api: str | None = ApiOption,
     token: str | None = TokenOption,
@@ -267,13 +298,15 @@ def plans(
         return
     with _backend(config, api, token, local=local) as backend:
         found = backend.plans(status, limit)
-    if as_json:
-        print_json([p.model_dump(mode="json") for p in found])
+    mode = chosen(output, as_json)
+    if mode == Output.JSON:
+        print_models(found)
         return
-    rows = [(str(p.id), p.status.value, _at(p.created_at), _counts(p), _bytes(p.predicted_bytes),
-             f"{p.imbalance_before:.3f} -> {p.imbalance_after:.3f}", p.decided_by or "-")
+    rows = [(p.id, p.status.value, _at(p.created_at), _counts(p), _bytes(p.predicted_bytes),
+             f"{p.imbalance_before:.3f} -> {p.imbalance_after:.3f}", p.decided_by or "-", p.automation,
+             _at(p.decided_at), _at(p.expires_at), p.skip_count)
             for p in found]  # fmt: skip
-    _table("ID|STATUS|CREATED|MOVES|BYTES|IMBALANCE|DECIDED BY", rows, "no plans")
+    table(PLAN_COLUMNS, rows, mode, empty="no plans")
 
 
 def _counts(p: PlanSummary) -> str:
@@ -283,6 +316,7 @@ def _counts(p: PlanSummary) -> str:
 @plans_app.command("show")
 def plans_show(
     plan_id: int = typer.Argument(..., help="Plan id."),
+    output: Output = OutputOption,
     as_json: bool = JsonOption,
     api: str | None = ApiOption,
     token: str | None = TokenOption,
@@ -292,22 +326,40 @@ def plans_show(
     """One plan: each move with its reason, cost and load before -> after; the skips and why."""
     with _backend(config, api, token, local=local) as backend:
         p = backend.plan(plan_id)
-    if as_json:
-        print_json(p.model_dump(mode="json"))
+    mode = chosen(output, as_json)
+    if mode == Output.JSON:
+        print_models(p)
         return
     print(
         f"plan {p.id}: {p.status.value} ({p.automation}), created {_at(p.created_at)}, "
         f"imbalance {p.imbalance_before:.3f} -> {p.imbalance_after:.3f}, {_bytes(p.predicted_bytes)} to copy"
     )
-    rows = [(str(m.index), m.vm, f"{m.source} -> {m.target}", m.reason.value, _bytes(m.cost.total_bytes),
-             _secs(m.cost.seconds), _load(m, "source"), _load(m, "target"), m.status.value)
+    rows = [(m.index, m.vm, f"{m.source} -> {m.target}", m.reason.value, _bytes(m.cost.total_bytes),
+             _secs(m.cost.seconds), _load(m, "source"), _load(m, "target"), m.status.value,
+             m.cost.copy_mode, m.migration_id or "-", m.decided_by or "-")
             for m in p.moves]  # fmt: skip
-    _table("#|VM|MOVE|REASON|BYTES|TIME|SOURCE LOAD|TARGET LOAD|STATUS", rows)
+    table(PLAN_MOVE_COLUMNS, rows, mode)
     for m in p.moves:
         if m.detail:
             print(f"  {m.index}: {m.detail}")
     for s in p.skips:
         print(f"skip {s.subject} {s.name}: {s.reason.value}" + (f": {s.detail}" if s.detail else ""))
+
+
+PLAN_MOVE_COLUMNS = (
+    Column("#", right=True),
+    Column("VM"),
+    Column("MOVE"),
+    Column("REASON"),
+    Column("BYTES", drop=3, right=True),
+    Column("TIME", drop=4, right=True),
+    Column("SOURCE LOAD", drop=2),
+    Column("TARGET LOAD", drop=1),
+    Column("STATUS"),
+    Column("COPY", wide=True),
+    Column("MIGRATION", wide=True),
+    Column("DECIDED BY", wide=True),
+)
 
 
 def _load(m: MoveOut, side: str) -> str:
@@ -353,44 +405,11 @@ def reject(
     _decide(False, plan_id, move, api, token, config, local)
 
 
-# --------------------------------------------------------------------------- migrations
-def migrations(
-    state: MoveState | None = typer.Option(None, "--state", help="Only migrations in this state."),
-    vm: str | None = typer.Option(None, "--vm", help="Only this VM's."),
-    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Newest first, at most this many."),
-    as_json: bool = JsonOption,
-    api: str | None = ApiOption,
-    token: str | None = TokenOption,
-    config: Path | None = ConfigOption,
-    local: bool = LocalOption,
-) -> None:
-    """The migration journal, newest first, with outcomes and libvirt's errors."""
-    with _backend(config, api, token, local=local) as backend:
-        found = backend.migrations(state, vm, limit)
-    if as_json:
-        print_json([m.model_dump(mode="json") for m in found])
-        return
-    rows = [(m.id, m.vm, f"{m.source} -> {m.target}", m.reason.value, m.state.value,
-             m.outcome.value if m.outcome else "-", _bytes(m.disk_bytes + m.memory_bytes + m.backing_bytes),
-             _at(m.started_at), m.error.message if m.error else "") for m in found]  # fmt: skip
-    _table("ID|VM|MOVE|REASON|STATE|OUTCOME|COPIED|STARTED|ERROR", rows, "no migrations")
-
-
-def abort(
-    migration_id: str = typer.Argument(..., help="Journal id (see `balancer migrations`)."),
-    api: str | None = ApiOption,
-    token: str | None = TokenOption,
-    config: Path | None = ConfigOption,
-    local: bool = LocalOption,
-) -> None:
-    """Abort a queued or running migration (the leader runs it; a follower's answer is followed)."""
-    with _backend(config, api, token, local=local) as backend:
-        out = backend.abort(migration_id)
-    print(f"{out.id}: {out.message}")
-
-
 def register(app: typer.Typer) -> None:
     """Add the operator commands to the ``balancer`` app."""
-    for fn in (drain, undrain, drains, approve, reject, migrations, abort):
+    for fn in (drain, undrain, drains, approve, reject):
         app.command(fn.__name__)(fn)
     app.add_typer(plans_app, name="plans")
+    from balancer.cli import migrations_cmd  # it builds on this module's options and backend
+
+    migrations_cmd.register(app)

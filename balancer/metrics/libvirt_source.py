@@ -171,7 +171,7 @@ class _Poll:
             d.UUIDString() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
         }
         self.note["phase"] = "reading storage pools"
-        volumes, disk_bytes, disk_free = self._pools(c)
+        volumes, disk_capacity_bytes, disk_free = self._pools(c)
         vms = []
         for dom, stats in records:
             uuid = dom.UUIDString()
@@ -183,7 +183,7 @@ class _Poll:
         node = replace(
             c.static,
             memory_free_bytes=int(conn.getFreeMemory()),
-            disk_bytes=disk_bytes,
+            disk_capacity_bytes=disk_capacity_bytes,
             disk_free_bytes=disk_free,
             volumes=tuple(sorted(volumes)),
         )

@@ -87,17 +87,19 @@ def _host(s: HostSample, hw: HostWindow, vms: list[VM]) -> Host:
     ep = s.endpoint
     node = s.node if s.ok else hw.node
     node = node or NodeSample(cpus=0, memory_bytes=0)
-    disk_bytes = ep.disk_bytes if ep.disk_bytes is not None else node.disk_bytes
+    disk_capacity_bytes = (
+        ep.disk_capacity_bytes if ep.disk_capacity_bytes is not None else node.disk_capacity_bytes
+    )
     disk_free = node.disk_free_bytes
-    if ep.disk_bytes is not None:
-        disk_free = max(0, ep.disk_bytes - (node.disk_bytes - node.disk_free_bytes))
+    if ep.disk_capacity_bytes is not None:
+        disk_free = max(0, ep.disk_capacity_bytes - (node.disk_capacity_bytes - node.disk_free_bytes))
     backing = set(node.volumes) | {p for v in vms for p in v.backing_paths} if s.ok else set(node.volumes)
     return Host(
         name=s.name,
         state=HostState.UP if s.ok else HostState.DOWN,
         cpus=float(ep.cpus if ep.cpus is not None else node.cpus),
         memory_bytes=ep.memory_bytes if ep.memory_bytes is not None else node.memory_bytes,
-        disk_bytes=disk_bytes,
+        disk_capacity_bytes=disk_capacity_bytes,
         disk_free_bytes=disk_free,
         memory_free_bytes=node.memory_free_bytes,
         labels=dict(ep.labels),

@@ -17,7 +17,8 @@ from balancer.model import Disk, VMTags
 
 @dataclass(frozen=True)
 class HostEndpoint:
-    """Where and how to reach one host; ``cpus``/``memory_bytes``/``disk_bytes`` override what it reports."""
+    """Where and how to reach one host; ``cpus``/``memory_bytes``/``disk_capacity_bytes`` override what
+    it reports."""
 
     name: str
     uri: str
@@ -25,7 +26,7 @@ class HostEndpoint:
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     cpus: float | None = None
     memory_bytes: int | None = None
-    disk_bytes: int | None = None
+    disk_capacity_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class NodeSample:
     cpus: int
     memory_bytes: int
     memory_free_bytes: int = 0
-    disk_bytes: int = 0  # sum of the active storage pools' capacity (0 = no pools)
+    disk_capacity_bytes: int = 0  # sum of the active storage pools' capacity (0 = no pools)
     disk_free_bytes: int = 0  # sum of their available bytes
     volumes: tuple[str, ...] = ()  # paths of every volume in the active pools
     cpu_model: str = ""

@@ -7,7 +7,7 @@ plan does not depend on the order the collector listed things in.
 Definitions the rest of the planner relies on:
 
 * usable capacity = capacity − reserve (``cpu_reserve_cores``, ``memory_reserve_mib``), floored at 0;
-  disk capacity is ``host.disk_bytes``, and 0 means unknown: no disk limit (``inf``).
+  disk capacity is ``host.disk_capacity_bytes``, and 0 means unknown: no disk limit (``inf``).
 * mark = high-water mark in units: ``cpu_high``·cpu, ``memory_high``·memory, ``disk_high``·disk.
 * demand of a VM = (``cpu_cores`` + ``cpu_sigmas`` · ``cpu_std_cores``, ``memory_bytes``,
   ``disk_allocated_bytes``); a host's used = the sum over the VMs whose *home* it is, plus (disk only) the
@@ -90,7 +90,7 @@ class ClusterArrays:
         vm_index = {v.name: i for i, v in enumerate(vms)}
         n_h = len(hosts)
 
-        raw = np.array([[h.cpus, h.memory_bytes, h.disk_bytes] for h in hosts], dtype=np.float64)
+        raw = np.array([[h.cpus, h.memory_bytes, h.disk_capacity_bytes] for h in hosts], dtype=np.float64)
         raw = raw.reshape(n_h, 3)
         cap = raw.copy()
         cap[:, 0] = np.maximum(raw[:, 0] - thresholds.cpu_reserve_cores, 0.0)

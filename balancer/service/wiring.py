@@ -28,7 +28,7 @@ def endpoints(cfg: Config) -> list[HostEndpoint]:
                 labels=dict(h.labels),
                 cpus=cap.cpus,
                 memory_bytes=cap.memory_mib * 2**20 if cap.memory_mib is not None else None,
-                disk_bytes=int(cap.disk_gib * 2**30) if cap.disk_gib is not None else None,
+                disk_capacity_bytes=int(cap.disk_gib * 2**30) if cap.disk_gib is not None else None,
             )
         )
     return out

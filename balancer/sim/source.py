@@ -59,7 +59,7 @@ class SimSource:
                 cpus=int(c.host_cpus[h]),
                 memory_bytes=int(c.host_memory[h]),
                 memory_free_bytes=int(free[h]),
-                disk_bytes=int(c.host_disk[h]),
+                disk_capacity_bytes=int(c.host_disk[h]),
                 disk_free_bytes=int(disk_free[h]),
                 volumes=tuple(p for p, ok in zip(c.image_paths, c.present[h], strict=True) if ok),
                 cpu_model="sim-x86-64",

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, or_, select, update
 
-from balancer.errors import ErrorCode, NotFound, RecordChanged, StoreError
+from balancer.errors import AmbiguousId, ErrorCode, NotFound, RecordChanged, StoreError
 from balancer.model import MigrationRecord, MoveState, PastMove
 from balancer.reasons import Reason
 from balancer.store.db import insert_for
@@ -18,6 +18,7 @@ from balancer.store.records import decode
 from balancer.store.tables import migrations
 
 _FIELDS = tuple(f.name for f in fields(MigrationRecord))
+AMBIGUOUS_SHOWN = 10  # candidates an ambiguous prefix names
 _FINAL = tuple(s.value for s in MoveState if s.final)
 _SUCCEEDED = MoveState.SUCCEEDED.value
 _REFUSED = MoveState.REFUSED.value
@@ -118,6 +119,34 @@ def get(conn: Connection, record_id: str) -> MigrationRecord:
     if row is None:
         raise NotFound(f"migration {record_id!r} is not in the journal", ErrorCode.MIGRATION_NOT_FOUND)
     return _record(row)
+
+
+def resolve(conn: Connection, id_or_prefix: str) -> MigrationRecord:
+    """The record whose id is ``id_or_prefix``, else the only one whose id starts with it.
+
+    Operators read ids shortened (``c30fe19``) and type them back: a unique prefix is as good as the
+    id, as in git. No match is NotFound (``migration_not_found``); several are AmbiguousId
+    (``ambiguous_id``) naming up to ``AMBIGUOUS_SHOWN`` of them, so nothing acts on a guess.
+    """
+    row = conn.execute(select(migrations).where(migrations.c.id == id_or_prefix)).mappings().first()
+    if row is not None:
+        return _record(row)
+    q = (
+        select(migrations)
+        .where(migrations.c.id.startswith(id_or_prefix, autoescape=True))
+        .order_by(migrations.c.id)
+        .limit(AMBIGUOUS_SHOWN + 1)
+    )
+    rows = list(conn.execute(q).mappings())
+    if not rows:
+        raise NotFound(
+            f"migration {id_or_prefix!r} is not in the journal (no id is or starts with it)",
+            ErrorCode.MIGRATION_NOT_FOUND,
+        )
+    if len(rows) > 1:
+        shown = [str(r["id"]) for r in rows[:AMBIGUOUS_SHOWN]]
+        raise AmbiguousId("migration", id_or_prefix, shown, more=len(rows) > AMBIGUOUS_SHOWN)
+    return _record(rows[0])
 
 
 def unfinished(conn: Connection) -> tuple[MigrationRecord, ...]:

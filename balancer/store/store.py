@@ -321,6 +321,11 @@ class Store:
         with self._db.read(f"get_record {record_id}") as conn:
             return journal.get(conn, record_id)
 
+    def resolve_record(self, id_or_prefix: str) -> MigrationRecord:
+        """The record with this id, or the only one whose id starts with it (journal.resolve)."""
+        with self._db.read(f"resolve_record {id_or_prefix}") as conn:
+            return journal.resolve(conn, id_or_prefix)
+
     def unfinished_records(self) -> tuple[MigrationRecord, ...]:
         """Records not in a final state, oldest first (what recovery reconciles at startup)."""
         with self._db.read("unfinished_records") as conn:

@@ -65,7 +65,11 @@ def test_a_migration_keeps_libvirts_error(client: TestClient) -> None:
 
 def test_an_unknown_migration_is_404(client: TestClient) -> None:
     r = client.get("/v1/migrations/nope", headers=READ)
-    assert error(r) == (404, "migration_not_found", "migration 'nope' is not in the journal")
+    assert error(r) == (
+        404,
+        "migration_not_found",
+        "migration 'nope' is not in the journal (no id is or starts with it)",
+    )
     assert error(client.post("/v1/migrations/nope/abort", headers=WRITE))[:2] == (404, "migration_not_found")
 
 

@@ -5,6 +5,7 @@ and planning offline on a recorded snapshot file."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +24,10 @@ inspect_cmd.register(app)
 
 
 def rows(text: str) -> dict[str, list[str]]:
-    """The cells of each table row, by its first cell (rich draws the tables with box characters)."""
+    """The cells of each table row, by its first cell (plain tables: columns two or more spaces apart)."""
     out: dict[str, list[str]] = {}
     for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        cells = re.split(r"\s{2,}", line.strip())
         if len(cells) > 1 and cells[0]:
             out.setdefault(cells[0], cells)
     return out

@@ -4,9 +4,9 @@ bytes, time, flags and the moves it waits for, and every skip with its reason.""
 
 from __future__ import annotations
 
+import io
+import re
 import time
-
-from rich.console import Console
 
 from balancer.api import views
 from balancer.cli.inspect_cmd import print_plan, print_status
@@ -17,15 +17,10 @@ from tests.store.builders import move, record
 
 
 def drawn(draw, *args) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    """What ``draw`` prints, as rows of cells (box characters and padding removed)."""
-    console = Console(record=True, width=240)
-    draw(*args, console=console)
-    out = []
-    for line in console.export_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("│┃").replace("┃", "│").split("│")]
-        if any(cells):
-            out.append(cells)
-    return out
+    """What ``draw`` prints piped, as rows of cells (columns are two or more spaces apart)."""
+    out = io.StringIO()
+    draw(*args, out=out)
+    return [re.split(r"\s{2,}", line.strip()) for line in out.getvalue().splitlines() if line.strip()]
 
 
 def row(rows: list[list[str]], first: str) -> list[str]:

@@ -180,7 +180,10 @@ def test_abort_of_a_finished_migration_is_refused_with_exit_1(cfg_file: Path, st
     assert r.exit_code == 1
     assert "migration m-old is already succeeded; there is nothing to abort [HTTP 409]" in r.output
     r = run(cfg_file, "abort", "m-none")
-    assert r.exit_code == 2 and "migration 'm-none' is not in the journal [HTTP 404]" in r.output
+    assert (
+        r.exit_code == 2
+        and "migration 'm-none' is not in the journal (no id is or starts with it) [HTTP 404]" in r.output
+    )
 
 
 def test_reading_commands_take_a_read_token(cfg_file: Path, store: Store) -> None:

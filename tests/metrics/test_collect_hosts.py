@@ -64,19 +64,21 @@ def test_storage_pools_give_disk_capacity_and_the_files_present(snap: Snapshot) 
     a = snap.host("host-a")
     # the test driver fixes every pool's capacity at 100 GiB; allocation is the sum of its volumes
     used = 2560 * MIB + 1536 * MIB + 3 * GIB + 1 * GIB + 6 * GIB + 40 * GIB
-    assert a.disk_bytes == 100 * GIB
+    assert a.disk_capacity_bytes == 100 * GIB
     assert a.disk_free_bytes == 100 * GIB - used
     assert "/var/lib/libvirt/images/_base/ubuntu-22.04.qcow2" in a.backing_files
     assert "/srv/vm/_base/app-golden.qcow2" in snap.host("host-b").backing_files
     c = snap.host("host-c")
-    assert (c.disk_bytes, c.disk_free_bytes, c.backing_files) == (0, 0, ())
+    assert (c.disk_capacity_bytes, c.disk_free_bytes, c.backing_files) == (0, 0, ())
 
 
 def test_endpoint_overrides_replace_reported_capacity_and_labels_pass_through() -> None:
-    ep = endpoint("host-a", cpus=12.0, memory_bytes=48 * GIB, disk_bytes=60 * GIB, labels={"rack": "r1"})
+    ep = endpoint(
+        "host-a", cpus=12.0, memory_bytes=48 * GIB, disk_capacity_bytes=60 * GIB, labels={"rack": "r1"}
+    )
     with Collector.for_endpoints([ep]) as c:
         h = c.tick(time.time()).host("host-a")
-    assert (h.cpus, h.memory_bytes, h.disk_bytes) == (12.0, 48 * GIB, 60 * GIB)
+    assert (h.cpus, h.memory_bytes, h.disk_capacity_bytes) == (12.0, 48 * GIB, 60 * GIB)
     pools_used = 100 * GIB - 46 * GIB
     assert h.disk_free_bytes == 60 * GIB - pools_used
     assert h.labels == {"rack": "r1"}

@@ -13,7 +13,7 @@ NODE = NodeSample(
     cpus=32,
     memory_bytes=256 * GIB,
     memory_free_bytes=100 * GIB,
-    disk_bytes=1000 * GIB,
+    disk_capacity_bytes=1000 * GIB,
     disk_free_bytes=700 * GIB,
     volumes=("/img/_base/a.qcow2",),
     cpu_model="Skylake-Server-IBRS",
@@ -55,7 +55,7 @@ def down(ep: HostEndpoint) -> HostSample:
 
 
 A = HostEndpoint("a", "qemu+tls://a/system", labels={"rack": "r1"})
-B = HostEndpoint("b", "qemu+tls://b/system", cpus=24.0, memory_bytes=200 * GIB, disk_bytes=500 * GIB)
+B = HostEndpoint("b", "qemu+tls://b/system", cpus=24.0, memory_bytes=200 * GIB, disk_capacity_bytes=500 * GIB)
 
 
 def tick(state: WindowState, samples: list[HostSample], now: float):  # type: ignore[no-untyped-def]
@@ -67,7 +67,7 @@ def test_hosts_report_the_node_or_the_endpoint_overrides() -> None:
     _, snap = tick(WindowState(), [sample(A, 0.0), sample(B, 0.0)], 1700000000.0)
     a, b = snap.hosts
     assert snap.taken_at == 1700000000.0
-    assert (a.cpus, a.memory_bytes, a.disk_bytes, a.disk_free_bytes) == (
+    assert (a.cpus, a.memory_bytes, a.disk_capacity_bytes, a.disk_free_bytes) == (
         32.0,
         256 * GIB,
         1000 * GIB,
@@ -79,7 +79,7 @@ def test_hosts_report_the_node_or_the_endpoint_overrides() -> None:
         7_002_000,
         {"rack": "r1"},
     )
-    assert (b.cpus, b.memory_bytes, b.disk_bytes) == (24.0, 200 * GIB, 500 * GIB)
+    assert (b.cpus, b.memory_bytes, b.disk_capacity_bytes) == (24.0, 200 * GIB, 500 * GIB)
     assert b.disk_free_bytes == 500 * GIB - 300 * GIB  # the override minus what the pools hold
     assert a.memory_free_bytes == b.memory_free_bytes == 100 * GIB
 

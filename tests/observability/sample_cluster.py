@@ -59,7 +59,7 @@ def snapshot(now: float, down: str | None = None) -> Snapshot:
                    else HostState.DRAINING if name == DRAINING else HostState.UP),
             cpus=16.0,
             memory_bytes=64 * GIB,
-            disk_bytes=1024 * GIB,
+            disk_capacity_bytes=1024 * GIB,
             disk_free_bytes=700 * GIB,
             hypervisor="QEMU",
             error="timeout: libvirtd did not answer within 5 s" if name == down else None,

@@ -65,7 +65,7 @@ def cases(
                 state=draw(st.sampled_from(STATES)),
                 cpus=float(draw(st.sampled_from([4, 8, 16]))),
                 memory_bytes=draw(st.sampled_from([16, 24, 48])) * GIB,
-                disk_bytes=draw(st.sampled_from([0, 0, 200 * GIB, 400 * GIB])),
+                disk_capacity_bytes=draw(st.sampled_from([0, 0, 200 * GIB, 400 * GIB])),
                 labels={"zone": draw(st.sampled_from(["a", "b"]))},
                 backing_files=tuple(b.path for b in BASES if draw(st.booleans())),
                 cpu_history=(used[n][0],) * 3 if hot else (),
@@ -139,7 +139,6 @@ def replace_dupes(rules: RulesArgs) -> RulesArgs:
 
 def replace_model(model: RulesArgs, **kw: object) -> RulesArgs:
     return model.model_copy(update=kw)
-
 
 
 @st.composite

@@ -42,8 +42,8 @@ def test_every_target_stays_under_its_marks_and_is_eligible(case: Case) -> None:
         use = used(cur, case.state, case.args.policy.cpu_burst_sigmas)[m.target]
         assert use[0] <= th.cpu_high * cap[m.target][0] * (1 + 1e-9) + 1e-9
         assert use[1] <= th.memory_high * cap[m.target][1] * (1 + 1e-9) + 1
-        if h.disk_bytes:
-            assert use[2] <= th.disk_high * h.disk_bytes
+        if h.disk_capacity_bytes:
+            assert use[2] <= th.disk_high * h.disk_capacity_bytes
 
 
 @EXAMPLES

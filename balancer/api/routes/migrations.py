@@ -14,14 +14,27 @@ from fastapi import APIRouter, Depends, Path, Query
 from balancer.api import actions, views
 from balancer.api.context import NotLeader
 from balancer.api.errors import LeaderElsewhere
-from balancer.api.routes import R404, READ, WRITE, Ctx, Limit, Reader, Writer, known_query
+from balancer.api.routes import R404, R409, READ, WRITE, Ctx, Limit, Reader, Writer, known_query
 from balancer.api.schemas import PRINTABLE, AbortOut, LeaderConflictOut, MigrationCreate, MigrationOut
 from balancer.errors import Conflict, ErrorCode
 from balancer.model import MoveState
 
 router = APIRouter(prefix="/v1/migrations", tags=["migrations"], dependencies=[Depends(known_query)])
 log = logging.getLogger("balancer.api")
-MigrationId = Annotated[str, Path(min_length=1, max_length=128, pattern=PRINTABLE, description="Journal id.")]
+# A journal id or a unique prefix of one (as `balancer migrations` shows them, or shorter). Resolved
+# here, by the service, rather than by the CLI listing and matching: the CLI stays one request per
+# command, the answer is the same for every client (curl included), and an ambiguous prefix is
+# refused where the whole journal is visible (409 ``ambiguous_id`` naming the candidates; none is
+# 404 ``migration_not_found``), not among the newest N a listing would return.
+MigrationId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=PRINTABLE,
+        description="Journal id, or a prefix of it that matches only one record.",
+    ),
+]
 R409_LEADER: dict[int | str, dict[str, Any]] = {
     409: {
         "model": LeaderConflictOut,
@@ -74,11 +87,11 @@ def create_migration(who: Writer, ctx: Ctx, body: MigrationCreate) -> MigrationO
 @router.get(
     "/{migration_id}",
     summary="One journal record (with live progress on the leader)",
-    responses={**READ, **R404},
+    responses={**READ, **R404, **R409},
 )
 def get_migration(_who: Reader, ctx: Ctx, migration_id: MigrationId) -> MigrationOut:
-    rec = ctx.store.get_record(migration_id)
-    return views.migration(rec, ctx.control.progress(migration_id))
+    rec = ctx.store.resolve_record(migration_id)
+    return views.migration(rec, ctx.control.progress(rec.id))
 
 
 @router.post(
@@ -90,7 +103,8 @@ def get_migration(_who: Reader, ctx: Ctx, migration_id: MigrationId) -> Migratio
 def abort_migration(who: Writer, ctx: Ctx, migration_id: MigrationId) -> AbortOut:
     """Accepted means the executor was asked: the record turns `aborted` once libvirt cancelled the job."""
     now = ctx.clock()
-    rec = ctx.store.get_record(migration_id)
+    rec = ctx.store.resolve_record(migration_id)
+    migration_id = rec.id
     if rec.state.final:
         raise Conflict(
             f"migration {migration_id} is already {rec.state.value}; there is nothing to abort",
