@@ -24,7 +24,7 @@ from pathlib import Path
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import Event, OutcomeStatus, StateChanged
 from balancer.executor.facts import MigrationEndpoint
-from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.libvirt_hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.model import Move, MoveCost
 from balancer.reasons import Reason

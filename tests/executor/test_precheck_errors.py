@@ -9,7 +9,7 @@ from exec_simcluster import SimCluster, SimHypervisor
 from balancer.errors import MigrationError
 from balancer.executor.args import ExecutorArgs
 from balancer.executor.facts import DomainFacts, MigrationEndpoint
-from balancer.executor.hypervisor import LibvirtHypervisor
+from balancer.executor.libvirt_hypervisor import LibvirtHypervisor
 from balancer.executor.prechecks import CheckContext, run_prechecks
 from balancer.model import Move, MoveCost
 from balancer.reasons import Reason
