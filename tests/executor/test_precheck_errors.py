@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import libvirt
 import pytest
-from exec_simcluster import SimCluster, SimHypervisor
 
 from balancer.errors import MigrationError
 from balancer.executor.args import ExecutorArgs
@@ -13,6 +12,7 @@ from balancer.executor.libvirt_hypervisor import LibvirtHypervisor
 from balancer.executor.prechecks import CheckContext, run_prechecks
 from balancer.model import Move, MoveCost
 from balancer.reasons import Reason
+from balancer.sim.hypervisor import SimHosts, SimHypervisor
 
 
 class LookupFails(SimHypervisor):
@@ -31,7 +31,7 @@ def _move(vm: str, src: str, dst: str) -> Move:
 def test_failed_call_is_blamed_on_the_host_it_went_to(failing: str) -> None:
     # The target's name "b" is a substring of the VM's name "web1" and of the source's operation text:
     # attributing the failure by searching the message would blame the wrong host.
-    sim = SimCluster(("a", "b"))
+    sim = SimHosts.small(("a", "b"))
     sim.add_vm("web1", "a")
 
     def hypervisors(name: str) -> SimHypervisor:
