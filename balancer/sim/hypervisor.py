@@ -203,9 +203,9 @@ class SimHypervisor:
     def domain(self, name_or_uuid: str) -> DomainFacts | None:
         with self.c.lock:
             d = self._find(name_or_uuid)
-            return (
-                None if d is None else replace(d, job_active=d.uuid in self.c.jobs and d.state == "running")
-            )
+            if d is None:
+                return None
+            return replace(d, job_active=(d.job_active or d.uuid in self.c.jobs) and d.state == "running")
 
     def cpu_compatible(self, dom: DomainFacts) -> bool:
         return True  # every simulated host has the same CPU
