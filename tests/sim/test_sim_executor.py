@@ -17,6 +17,10 @@ from balancer.sim.executor import SimExecutor
 from balancer.sim.source import SimSource
 from balancer.sim.trace import Trace
 
+ROOMY = LimitArgs.model_validate(  # every move of a test is admitted at once: pre-checks decide
+    {"global": 10, "per_source": 5, "per_target": 5, "host_bandwidth_mib_s": 1000}
+)
+
 
 def move(c: SimCluster, v: int, target: int, reason: Reason = Reason.BALANCE) -> Move:
     cost = MoveCost(disk_bytes=int(c.overlay[v]), backing_bytes=0, memory_bytes=int(c.memory[v]), seconds=0.0)
@@ -126,12 +130,7 @@ def test_the_executors_prechecks_skip_a_stale_move_and_fail_without_memory(
     trace: Trace, small: SimArgs
 ) -> None:
     c = cluster_mod.build(small, trace)
-    ex = SimExecutor(
-        c,
-        LimitArgs.model_validate(
-            {"global": 10, "per_source": 5, "per_target": 5, "host_bandwidth_mib_s": 1000}
-        ),
-    )
+    ex = SimExecutor(c, ROOMY)
     stale = move(c, 0, (int(c.placement[0]) + 1) % c.n_hosts)
     stale = Move(
         stale.vm, c.host_names[(int(c.placement[0]) + 2) % c.n_hosts], stale.target, stale.reason, stale.cost
@@ -156,12 +155,7 @@ def test_a_vm_already_migrating_is_skipped_in_flight_and_a_full_disk_fails(
     trace: Trace, small: SimArgs
 ) -> None:
     c = cluster_mod.build(small, trace)
-    ex = SimExecutor(
-        c,
-        LimitArgs.model_validate(
-            {"global": 10, "per_source": 5, "per_target": 5, "host_bandwidth_mib_s": 1000}
-        ),
-    )
+    ex = SimExecutor(c, ROOMY)
     src = int(c.placement[0])
     ex.submit([move(c, 0, (src + 1) % c.n_hosts)])
     assert c.migrating[0]
