@@ -18,7 +18,7 @@
      │                      libvirt's own (``virErrorNumber``, ``virErrorDomain``, text)
      └── NotReady           the service cannot answer yet: no collection has completed (the API answers 503)
 
-Only ``executor/hypervisor.py`` and ``metrics/libvirt_source.py`` catch ``libvirt.libvirtError``;
+Only ``executor/libvirt_hypervisor.py`` and ``metrics/libvirt_source.py`` catch ``libvirt.libvirtError``;
 they map it to one of these with ``raise ... from exc`` so the original stays attached.
 
 What a client may act on carries an :class:`ErrorCode`: a stable snake_case code that the API answers

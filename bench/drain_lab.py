@@ -24,10 +24,11 @@ from pathlib import Path
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import Event, OutcomeStatus, StateChanged
 from balancer.executor.facts import MigrationEndpoint
-from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.libvirt_hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.model import Move, MoveCost
 from balancer.reasons import Reason
+from balancer.service import libvirt_process
 
 MIB = 1 << 20
 BASE = "/var/lib/libvirt/base/labguest-base.raw"
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.quick:
         a.guests, a.cap, a.overlay_mib, a.memory_mib = 2, 50, 16, 96
+    libvirt_process.quiet_errors()  # as balancer run does at its start: handled errors stay off stderr
     if os.geteuid() != 0 or shutil.which("libvirtd") is None:
         print("drain_lab: skipped (needs root and libvirtd for the lab)")
         return 0

@@ -166,7 +166,7 @@ libvirt.registerErrorHandler = lambda *a: seen.append("registerErrorHandler")
 libvirt.virEventRegisterDefaultImpl = lambda *a: seen.append("virEventRegisterDefaultImpl")
 before = set(threading.enumerate())
 import balancer, balancer.cli, balancer.daemon, balancer.service, balancer.api.app, balancer.executor
-import balancer.executor.hypervisor, balancer.metrics.libvirt_source, balancer.store, balancer.policy
+import balancer.executor.libvirt_hypervisor, balancer.metrics.libvirt_source, balancer.store, balancer.policy
 import balancer.config, balancer.model
 tools = sorted(m for m in sys.modules if m.startswith(("balancer.lab", "balancer.sim")))
 print({"tools": tools, "libvirt": seen, "threads": len(set(threading.enumerate()) - before),
@@ -193,9 +193,6 @@ def test_importing_the_product_loads_no_tool_starts_no_thread_and_configures_no_
     assert (seen["tools"], seen["threads"], seen["log_handlers"]) == ([], 0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="executor/hypervisor.py still registers at import; moved once issue 13 has landed"
-)
 def test_importing_the_product_registers_nothing_with_libvirt() -> None:
     """libvirt's error handler and event loop are process-wide: service.libvirt_process sets them up where
     a process starts (balancer run, the CLI, the tests' conftest), never an import."""

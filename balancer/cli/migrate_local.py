@@ -24,7 +24,8 @@ from balancer.cli.outcome import report
 from balancer.config import Config
 from balancer.errors import Conflict, MigrationError, StoreError
 from balancer.executor.events import Event, Note, Progress, StateChanged, Waiting
-from balancer.executor.hypervisor import Hypervisor, libvirt_factory
+from balancer.executor.hypervisor import Hypervisor
+from balancer.executor.libvirt_hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from balancer.model import Move, MoveCost

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from balancer.config import Config
-from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.libvirt_hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.metrics.collector import Collector
 from balancer.metrics.export import ControlMetrics, Metrics

@@ -21,7 +21,7 @@ from balancer.config import Config, load
 from balancer.daemon.build import Running, lease_ttl
 from balancer.daemon.loop import Loop
 from balancer.errors import ConfigError
-from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.libvirt_hypervisor import libvirt_factory
 from balancer.metrics.collector import Collector
 from balancer.service import logs, wiring
 

@@ -49,7 +49,7 @@ from balancer.executor.facts import (
     VolumeFacts,
     pool_for,
 )
-from balancer.executor.hypervisor import Hypervisor
+from balancer.executor.hypervisor import StorageHost
 from balancer.reasons import Reason
 
 
@@ -221,7 +221,7 @@ class Provisioning:
     on_cleanup: Callable[[Cleanup], None] = lambda _c: None  # what removing a leftover or partial did
 
 
-def provision(plan: StoragePlan, src: Hypervisor, dst: Hypervisor, how: Provisioning) -> Provisioned:
+def provision(plan: StoragePlan, src: StorageHost, dst: StorageHost, how: Provisioning) -> Provisioned:
     """Make the target ready for ``plan`` (falling back to full when a backing file cannot be provided)."""
     done = Provisioned(plan.copy)
     disks = plan.disks
@@ -243,7 +243,7 @@ def _as_full(d: DiskStep) -> DiskStep:
 
 
 def _ensure_backing(
-    step: BackingStep, src: Hypervisor, dst: Hypervisor, how: Provisioning, done: Provisioned
+    step: BackingStep, src: StorageHost, dst: StorageHost, how: Provisioning, done: Provisioned
 ) -> None:
     with how.registry.lock(dst.name, step.path):
         try:
@@ -263,7 +263,7 @@ def _ensure_backing(
 
 
 def _use_existing(
-    step: BackingStep, there: VolumeFacts, src: Hypervisor, dst: Hypervisor, how: Provisioning
+    step: BackingStep, there: VolumeFacts, src: StorageHost, dst: StorageHost, how: Provisioning
 ) -> str:
     """Whether the file already on the target may be used: a note saying why, or "" after removing
     a leftover of an interrupted copy (then the caller copies). Raises ProvisionError to refuse it."""
@@ -314,7 +314,9 @@ def _use_existing(
     return f"reused {step.path} on {host} (sha256 equal to the source's)"
 
 
-def _copy(step: BackingStep, src: Hypervisor, dst: Hypervisor, how: Provisioning, done: Provisioned) -> None:
+def _copy(
+    step: BackingStep, src: StorageHost, dst: StorageHost, how: Provisioning, done: Provisioned
+) -> None:
     """Stream the source's file into a new volume; record it complete only once that is proven."""
     registry, host = how.registry, dst.name
     registry.forget(host, step.path)
@@ -340,7 +342,7 @@ def _copy(step: BackingStep, src: Hypervisor, dst: Hypervisor, how: Provisioning
     )
 
 
-def _drop_partial(path: str, dst: Hypervisor, how: Provisioning, done: Provisioned) -> None:
+def _drop_partial(path: str, dst: StorageHost, how: Provisioning, done: Provisioned) -> None:
     """Remove our own unproven copy after a failed attempt (nothing else can use it yet)."""
     if path not in done.copied_backing:
         how.registry.release(dst.name, path, how.record_id)  # not created (or not by us)
@@ -352,7 +354,7 @@ def _drop_partial(path: str, dst: Hypervisor, how: Provisioning, done: Provision
         done.copied_backing.remove(path)
 
 
-def _sha256_locked(hv: Hypervisor, vol: VolumeFacts, registry: BackingRegistry) -> str:
+def _sha256_locked(hv: StorageHost, vol: VolumeFacts, registry: BackingRegistry) -> str:
     # a lock of its own, taken last and holding no other: the caller holds its target's lock on
     # the same path, and a move the other way round holds this host's (one lock per (host, path)
     # would let two such moves wait for each other)
@@ -360,7 +362,7 @@ def _sha256_locked(hv: Hypervisor, vol: VolumeFacts, registry: BackingRegistry) 
         return _sha256(hv, vol, registry)
 
 
-def _sha256(hv: Hypervisor, vol: VolumeFacts, registry: BackingRegistry, fresh: bool = False) -> str:
+def _sha256(hv: StorageHost, vol: VolumeFacts, registry: BackingRegistry, fresh: bool = False) -> str:
     known = None if fresh else registry.digest(hv.name, vol)
     if known is not None:
         return known
@@ -378,7 +380,7 @@ def _tap(chunks: Iterable[bytes], digest: hashlib._Hash, on_bytes: Callable[[int
         yield chunk
 
 
-def _create_disk(d: DiskStep, dst: Hypervisor, how: Provisioning, done: Provisioned) -> None:
+def _create_disk(d: DiskStep, dst: StorageHost, how: Provisioning, done: Provisioned) -> None:
     how.registry.intend(dst.name, d.path, "disk", how.record_id)
     how.on_created(d.path)
     try:
@@ -394,7 +396,7 @@ def _create_disk(d: DiskStep, dst: Hypervisor, how: Provisioning, done: Provisio
         raise ProvisionError(Reason.PROVISION_FAILED, str(exc), exc.info) from exc
 
 
-def _verify_chain(vol: VolumeFacts, d: DiskStep, dst: Hypervisor) -> None:
+def _verify_chain(vol: VolumeFacts, d: DiskStep, dst: StorageHost) -> None:
     """The pre-created overlay must name the source's backing file and that file must exist."""
     assert d.backing is not None
     if vol.backing is None or (vol.backing.path, vol.backing.format) != (d.backing.path, d.backing.format):

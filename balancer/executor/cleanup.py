@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from balancer.errors import MigrationError
 from balancer.executor.artifacts import BackingRegistry
-from balancer.executor.hypervisor import Hypervisor
+from balancer.executor.hypervisor import StorageHost
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Cleanup:
 
 def remove_move_volumes(
     paths: Iterable[str],
-    hv: Hypervisor,
+    hv: StorageHost,
     registry: BackingRegistry,
     record_id: str,
     *,
@@ -93,7 +93,7 @@ _REMOVED = "removed"
 
 def _remove_one(
     path: str,
-    hv: Hypervisor,
+    hv: StorageHost,
     registry: BackingRegistry,
     record_id: str,
     hand_over: bool,
@@ -132,7 +132,7 @@ def _remove_one(
     return _REMOVED
 
 
-def sweep_leftovers(hv: Hypervisor, registry: BackingRegistry) -> Cleanup:
+def sweep_leftovers(hv: StorageHost, registry: BackingRegistry) -> Cleanup:
     """Remove the provisional volumes on ``hv`` whose moves are over (see ``BackingRegistry.is_leftover``)."""
     out = Cleanup(hv.name)
     for row in registry.rows(host=hv.name, state="provisional"):
@@ -141,7 +141,7 @@ def sweep_leftovers(hv: Hypervisor, registry: BackingRegistry) -> Cleanup:
     return out
 
 
-def remove_source_disks(disk_paths: Iterable[str], src: Hypervisor) -> Cleanup:
+def remove_source_disks(disk_paths: Iterable[str], src: StorageHost) -> Cleanup:
     """After a verified success: delete the VM's own top images on the source (never a backing file)."""
     removed: list[str] = []
     kept: list[Kept] = []
@@ -170,7 +170,7 @@ def merge(a: Cleanup, b: Cleanup) -> Cleanup:
     return Cleanup(a.host, a.removed + b.removed, a.kept + b.kept, a.problems + b.problems)
 
 
-def _backs_something(hv: Hypervisor, path: str) -> bool:
+def _backs_something(hv: StorageHost, path: str) -> bool:
     try:
         return bool(hv.volumes_backed_by(path))
     except MigrationError:

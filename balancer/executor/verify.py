@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 from balancer.errors import MigrationError
 from balancer.executor.ending import Placement, Sighting
-from balancer.executor.hypervisor import Hypervisor
+from balancer.executor.hypervisor import MigrationHost
 
 __all__ = ["Placement", "Sighting", "observe", "settle"]
 
 
-def observe(src: Hypervisor, dst: Hypervisor, ref: str) -> Sighting:
+def observe(src: MigrationHost, dst: MigrationHost, ref: str) -> Sighting:
     """Look the domain (UUID preferred) up on both hosts with fresh calls."""
     s = t = None
     se = te = ""
@@ -34,8 +34,8 @@ def observe(src: Hypervisor, dst: Hypervisor, ref: str) -> Sighting:
 
 
 def settle(
-    src: Hypervisor,
-    dst: Hypervisor,
+    src: MigrationHost,
+    dst: MigrationHost,
     ref: str,
     settle_s: float,
     job_s: float,

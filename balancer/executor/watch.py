@@ -19,7 +19,7 @@ from balancer.executor import convergence
 from balancer.executor.args import ExecutorArgs
 from balancer.executor.events import EventSink, Note, Progress
 from balancer.executor.facts import MigrationRequest
-from balancer.executor.hypervisor import Hypervisor
+from balancer.executor.hypervisor import MigrationHost
 from balancer.model import Move
 from balancer.reasons import Reason
 
@@ -57,7 +57,7 @@ class WatchContext:
 
 def watch_migration(
     ctx: WatchContext,
-    src: Hypervisor,
+    src: MigrationHost,
     request: MigrationRequest,
     ref: str,
     total_bytes: int,
@@ -152,7 +152,7 @@ def _act(ctx: WatchContext, fn: Callable[[], None], detail: str, action: str) ->
 
 
 def _abort(
-    ctx: WatchContext, src: Hypervisor, ref: str, detail: str, reason: Reason, action: str | None = None
+    ctx: WatchContext, src: MigrationHost, ref: str, detail: str, reason: Reason, action: str | None = None
 ) -> None:
     try:
         src.abort_job(ref)

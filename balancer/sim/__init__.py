@@ -1,4 +1,4 @@
-"""A trace-driven simulated cluster for benchmarks at fleet scale (no hosts, no libvirt, no wall clock).
+"""A trace-driven simulated cluster for benchmarks at fleet scale (no real hosts, no libvirt, simulated time).
 
 What is real and what is simulated:
 
@@ -8,9 +8,13 @@ What is real and what is simulated:
 * simulated: hosts and VMs (sizes and disks drawn from seeded distributions, args.py), each VM's CPU
   (a real PlanetLab trace, trace.py), migrations (bytes ÷ cap seconds, slots, overhead; executor.py)
   and the clock (cluster.py).
+* real again: each admitted move passes the executor's own pre-checks (``executor.prechecks``),
+  run through the ``Hypervisor`` seam on ``SimHypervisor`` (hypervisor.py) over views of the cluster's
+  hosts (hosts.py). The executor's unit tests run the real Runner on the same SimHypervisor.
 
 Modules: ``args`` (SimArgs), ``trace`` (PlanetLab loader), ``cluster`` (state, clock, exact integrals),
-``source`` (SimSource), ``executor`` (SimExecutor), ``baselines`` (planners to compare with),
+``source`` (SimSource), ``hypervisor`` (SimHosts, SimHypervisor, Faults), ``hosts`` (the cluster's hosts
+as SimHosts), ``executor`` (SimExecutor), ``baselines`` (planners to compare with),
 ``run`` (one simulated day), ``score`` (its figures).
 """
 

@@ -119,11 +119,14 @@ class SimCluster:
         self.host_index = {h: i for i, h in enumerate(self.host_names)}
         self.vm_index = {v: i for i, v in enumerate(self.vm_names)}
 
-    def _disk(self, v: int) -> Disk:
-        img = int(self.image[v])
-        base = BackingFile(
+    def image_file(self, img: int) -> BackingFile:
+        """Base image ``img`` as a file: a qcow2 of ``image_bytes``, twice that virtual size."""
+        return BackingFile(
             self.image_paths[img], "qcow2", 2 * int(self.image_bytes[img]), int(self.image_bytes[img])
         )
+
+    def _disk(self, v: int) -> Disk:
+        base = self.image_file(int(self.image[v]))
         size = max(20, 2 ** math.ceil(math.log2((int(self.overlay[v]) + base.allocated_bytes) / GIB))) * GIB
         path = f"{IMAGE_DIR}/{self.vm_names[v]}.qcow2"
         return Disk("vda", path, "qcow2", int(size), int(self.overlay[v]), (base,))

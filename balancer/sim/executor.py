@@ -5,10 +5,11 @@ across ticks until admitted) and, whenever a move is submitted or a migration en
 ``executor.admission.admit`` which queued moves may start under ``LimitArgs`` (global, per-source and
 per-target slots, per-host bandwidth budget). Each admitted move then:
 
-1. is pre-checked as the real executor does, in short: the VM must still be on the move's source and
-   not migrating (else it is *skipped*: journal ``aborted`` with the reason, nothing tried), the target
-   must have memory free for it beyond ``ExecutorArgs.memory_headroom_mib`` and the migrations already
-   heading there, and disk for its overlay and any missing backing image (else it *fails*);
+1. is pre-checked by the executor's own ``run_prechecks``, on SimHypervisors over the cluster as it
+   stands (``sim/hosts.py``): a VM no longer on the move's source, or migrating, is *skipped* (journal
+   ``aborted`` with the reason, nothing tried); a target without memory beyond
+   ``ExecutorArgs.memory_headroom_mib`` and the migrations already heading there, or without disk for
+   the overlay and any missing backing image in its pools, *fails* the move;
 2. copies, at its bandwidth cap (``admission.effective_bandwidth``), the bytes of the cost model
    (policy/cost.py) computed from the cluster at the moment it starts: the overlay, the backing image
    when the target lacks it, RAM × the re-send factor of the VM's dirty rate. It lasts bytes ÷ cap
@@ -32,11 +33,13 @@ import numpy as np
 from balancer.executor import admission
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.journal import new_record
+from balancer.executor.prechecks import CheckContext, run_prechecks
 from balancer.model import MigrationRecord, Move, MoveState, PastMove
 from balancer.policy.args import PolicyArgs
 from balancer.policy.cost import resend_factor
 from balancer.reasons import Reason
 from balancer.sim.cluster import MIB, SimCluster
+from balancer.sim.hosts import hypervisors
 
 
 @dataclass
@@ -167,41 +170,20 @@ class SimExecutor:
         c.begin_migration(v, t)
 
     def _precheck(self, mv: Move) -> tuple[MoveState, Reason, str] | None:
-        """None when the move may start; else (ABORTED for a skip | FAILED, reason, detail)."""
+        """The executor's own pre-checks on the cluster as it stands: None when the move may start, else
+        (ABORTED for a skip | FAILED, reason, message)."""
         c = self.cluster
-        if mv.source == mv.target:
-            return MoveState.FAILED, Reason.SAME_HOST, f"source and target are both {mv.source}"
-        if mv.target not in c.host_index or mv.source not in c.host_index:
-            return MoveState.FAILED, Reason.TARGET_UNKNOWN, f"{mv.source} or {mv.target} is not a known host"
-        v = c.vm_index.get(mv.vm)
-        if v is None:
-            return MoveState.ABORTED, Reason.VM_NOT_FOUND, f"{mv.vm} does not exist"
-        s, t = c.host_index[mv.source], c.host_index[mv.target]
-        here = int(c.placement[v])
-        if here == t:
-            return MoveState.ABORTED, Reason.VM_ALREADY_ON_TARGET, f"{mv.vm} is already on {mv.target}"
-        if here != s or c.migrating[v]:
-            return (
-                MoveState.ABORTED,
-                Reason.VM_NOT_ON_SOURCE,
-                f"{mv.vm} is on {c.host_names[here]}, not {mv.source}",
-            )
-        need = int(c.memory[v]) + self.args.memory_headroom_mib * MIB
-        free = int(c.memory_free()[t])
-        if free < need:
-            return (
-                MoveState.FAILED,
-                Reason.TARGET_NO_MEMORY,
-                (f"target {mv.target} has {free // MIB} MiB free, needs {need // MIB} MiB"),
-            )
-        disk_need = int(c.overlay[v]) + c.missing_backing(v, t)
-        if int(c.host_disk[t] - c.disk_used()[t]) < disk_need:
-            return (
-                MoveState.FAILED,
-                Reason.TARGET_NO_DISK,
-                f"target {mv.target} lacks {disk_need // MIB} MiB of disk",
-            )
-        return None
+        t = c.host_index.get(mv.target)
+        incoming = 0 if t is None else int(c.incoming_memory[t])
+        ctx = CheckContext(self.args, c.host_names, incoming_memory_bytes=incoming)
+        check = run_prechecks(mv, hypervisors(c), ctx)
+        if check.ok:
+            return None
+        return (
+            (MoveState.ABORTED if check.status == "skip" else MoveState.FAILED),
+            check.reason,
+            check.message,
+        )
 
     def _end(self, job: _Job, now: float) -> None:
         assert job.result is not None

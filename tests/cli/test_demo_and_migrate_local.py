@@ -17,7 +17,7 @@ from balancer.cli import demo_cmd
 from balancer.cli.migrate_local import find_vm
 from balancer.config import load
 from balancer.executor.facts import MigrationEndpoint
-from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.libvirt_hypervisor import libvirt_factory
 from balancer.exit_codes import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE
 from tests.api.harness import free_port
 from tests.cli.running import TOKEN, config, service

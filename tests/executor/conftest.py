@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from exec_simcluster import SimCluster
 
 from balancer.executor.facts import MigrationEndpoint
+from balancer.sim.hypervisor import SimHosts
 from balancer.store import Store
 
 
@@ -20,10 +20,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def sim() -> SimCluster:
-    return SimCluster()
+def sim() -> SimHosts:
+    return SimHosts.small()
 
 
 @pytest.fixture
-def sim_endpoints(sim: SimCluster) -> dict[str, MigrationEndpoint]:
+def sim_endpoints(sim: SimHosts) -> dict[str, MigrationEndpoint]:
     return {h: MigrationEndpoint(h, f"sim://{h}", f"sim://{h}/system") for h in sim.hosts}

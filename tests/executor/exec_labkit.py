@@ -21,7 +21,7 @@ import libvirt
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import Event, Progress, StateChanged
 from balancer.executor.facts import MigrationEndpoint
-from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.libvirt_hypervisor import libvirt_factory
 from balancer.executor.runner import Runner
 from balancer.lab import Lab
 from balancer.lab.layout import cache_root

@@ -7,10 +7,7 @@ executor wrote before creating it; then the next move, or recovery, must never u
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
-from exec_simcluster import BASE, SimCluster
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.artifacts import registry_for
@@ -23,6 +20,7 @@ from balancer.executor.recovery import recover
 from balancer.executor.runner import Runner
 from balancer.model import MigrationRecord, Move, MoveCost, MoveState, TargetVolume
 from balancer.reasons import Reason
+from balancer.sim.hypervisor import BASE, SimHosts
 from balancer.store import Store
 from tests.leader import journal_of
 
@@ -39,14 +37,14 @@ def move(vm: str, src: str, dst: str) -> Move:
     return Move(vm, src, dst, Reason.DRAIN, MoveCost(0, 0, 0, 0.0))
 
 
-def migrate(sim: SimCluster, eps: dict[str, MigrationEndpoint], store: Store, verify: str, vm: str, dst: str):  # type: ignore[no-untyped-def]
+def migrate(sim: SimHosts, eps: dict[str, MigrationEndpoint], store: Store, verify: str, vm: str, dst: str):  # type: ignore[no-untyped-def]
     r = Runner(args(verify), LimitArgs(), sim.hypervisor, journal_of(store), eps)
     (out,) = r.wait([r.submit([move(vm, "h1", dst)])[0].id], timeout=20)
     r.shutdown(0)
     return out
 
 
-def killed_mid_copy(sim: SimCluster, store: Store, host: str, state: MoveState) -> MigrationRecord:
+def killed_mid_copy(sim: SimHosts, store: Store, host: str, state: MoveState) -> MigrationRecord:
     """What a kill -9 halfway through streaming the base to ``host`` leaves: a full-length file whose
     second half was never written, its ledger row, and a journal record in ``state``."""
     j = Journal(journal_of(store))
@@ -62,29 +60,25 @@ def killed_mid_copy(sim: SimCluster, store: Store, host: str, state: MoveState) 
     return rec
 
 
-def digest(sim: SimCluster, host: str, path: str = BASE) -> str:
-    return hashlib.sha256(sim.hosts[host].volumes[path].data).hexdigest()
-
-
 @pytest.mark.parametrize("verify", ["sha256", "size"])
 def test_an_interrupted_copy_of_a_finished_move_is_removed_and_copied_again(
     sim, sim_endpoints, store, verify
 ) -> None:  # type: ignore[no-untyped-def]
     sim.add_vm("a", "h1")
     old = killed_mid_copy(sim, store, "h3", S.ABORTED)
-    assert digest(sim, "h3") != digest(sim, "h1")
+    assert sim.digest("h3", BASE) != sim.digest("h1", BASE)
     out = migrate(sim, sim_endpoints, store, verify, "a", "h3")
     assert out.status == OutcomeStatus.SUCCEEDED, out.detail
     assert out.record.copy_mode == "incremental" and out.record.backing_bytes == len(
         sim.hosts["h1"].volumes[BASE].data
     )
-    assert digest(sim, "h3") == digest(sim, "h1")  # what the VM's disk reads through on h3
+    assert sim.digest("h3", BASE) == sim.digest("h1", BASE)  # what the VM's disk reads through on h3
     assert f"removed on h3: {BASE}" in out.detail
     row = store.target_volume("h3", BASE)
     assert row is not None and (row.state, row.record_id, row.sha256) == (
         "verified",
         out.record.id,
-        digest(sim, "h1"),
+        sim.digest("h1", BASE),
     )
     assert store.target_volumes(record_id=old.id) == ()
 
@@ -96,11 +90,11 @@ def test_an_unfinished_copy_is_refused_then_removed_by_recovery(sim, sim_endpoin
     sim.add_vm("a", "h1")
     sim.add_vm("b", "h1")
     killed = killed_mid_copy(sim, store, "h3", S.COPYING_BACKING)
-    partial = digest(sim, "h3")
+    partial = sim.digest("h3", BASE)
     out = migrate(sim, sim_endpoints, store, verify, "b", "h3")
     assert out.status == OutcomeStatus.SUCCEEDED, out.detail
     assert out.record.copy_mode == "full" and "unfinished copy of move" in out.detail
-    assert digest(sim, "h3") == partial  # not touched
+    assert sim.digest("h3", BASE) == partial  # not touched
     (rec, *_) = recover(journal_of(store), sim.hypervisor, args(verify))
     assert (rec.id, rec.state, rec.outcome) == (killed.id, S.ABORTED, Reason.SHUTDOWN)
     assert BASE not in sim.hosts["h3"].volumes and rec.removed_volumes == (BASE,)
@@ -152,7 +146,7 @@ def test_a_recorded_file_written_since_is_proven_again_and_refused_if_it_differs
 def test_a_short_copy_is_removed_at_once_and_never_recorded_complete(sim, sim_endpoints, store) -> None:  # type: ignore[no-untyped-def]
     sim.add_vm("a", "h1")
     del sim.hosts["h3"].volumes[BASE]
-    sim.behaviour.short_writes = True
+    sim.faults.short_writes = True
     out = migrate(sim, sim_endpoints, store, "size", "a", "h3")
     assert out.ok and out.record.copy_mode == "full" and "wrong size" in out.detail
     assert BASE not in sim.hosts["h3"].volumes
@@ -179,7 +173,7 @@ def test_a_leftover_met_while_provisioning_is_replaced_under_the_moves_own_hold(
         plan, src, dst, Provisioning("new", registry, "size", lambda _p: None, on_cleanup=removed.append)
     )
     assert (done.copy, done.created) == ("incremental", [BASE, OVERLAY])
-    assert digest(sim, "h3") == digest(sim, "h1")
+    assert sim.digest("h3", BASE) == sim.digest("h1", BASE)
     assert [c.removed for c in removed] == [(BASE,)]
 
 
@@ -191,8 +185,8 @@ def test_two_moves_the_other_way_round_prove_the_same_base_without_waiting_for_e
     # Slow look-ups make both hold their target's lock before either reads its source.
     sim.add_vm("a", "h1")
     sim.add_vm("b", "h2")
-    sim.behaviour.read_seconds = 0.2
-    sim.behaviour.lookup_seconds = 0.2
+    sim.faults.read_seconds = 0.2
+    sim.faults.lookup_seconds = 0.2
     r = Runner(args("sha256"), LimitArgs(**{"global": 2}), sim.hypervisor, journal_of(store), sim_endpoints)
     recs = r.submit([move("a", "h1", "h2"), move("b", "h2", "h1")])
     outs = r.wait([x.id for x in recs], timeout=30)

@@ -14,7 +14,7 @@ import pytest
 from balancer.executor.artifacts import BackingRegistry
 from balancer.executor.cleanup import Cleanup, Kept, remove_move_volumes, remove_source_disks, sweep_leftovers
 from balancer.executor.facts import ChainLink, MigrationEndpoint
-from balancer.executor.hypervisor import LibvirtHypervisor
+from balancer.executor.libvirt_hypervisor import LibvirtHypervisor
 from balancer.store import Store
 from tests.leader import journal_of
 

@@ -6,13 +6,13 @@ import itertools
 from dataclasses import replace
 
 import pytest
-from exec_simcluster import SimCluster
 
 from balancer.executor.args import ExecutorArgs
 from balancer.executor.journal import ALLOWED, Journal, TransitionError, check_transition, new_record
 from balancer.executor.recovery import recover
 from balancer.model import MigrationRecord, Move, MoveCost, MoveState, TargetVolume
 from balancer.reasons import Reason
+from balancer.sim.hypervisor import SimHosts
 from balancer.store import Store
 from tests.leader import journal_of
 
@@ -82,7 +82,7 @@ def test_every_transition_is_saved_with_times(store: Store) -> None:
     assert r.id not in {x.id for x in store.unfinished_records()}
 
 
-def test_recovery_target_only_is_succeeded_and_source_cleaned(sim: SimCluster, store: Store) -> None:
+def test_recovery_target_only_is_succeeded_and_source_cleaned(sim: SimHosts, store: Store) -> None:
     dom = sim.add_vm("a", "h1")
     sim.hosts["h2"].domains[dom.uuid] = sim.hosts["h1"].domains.pop(dom.uuid)
     sim.add_volume("h2", "/var/lib/libvirt/images/a.qcow2", b"O", "qcow2")
@@ -93,7 +93,7 @@ def test_recovery_target_only_is_succeeded_and_source_cleaned(sim: SimCluster, s
     assert "/var/lib/libvirt/base/base.raw" in sim.hosts["h1"].volumes
 
 
-def test_recovery_source_only_is_failed_and_target_leftovers_removed(sim: SimCluster, store: Store) -> None:
+def test_recovery_source_only_is_failed_and_target_leftovers_removed(sim: SimHosts, store: Store) -> None:
     dom = sim.add_vm("a", "h1")
     sim.add_volume("h2", "/var/lib/libvirt/images/a.qcow2", b"\0", "qcow2")
     r = rec_in(store, S.MIGRATING, uuid=dom.uuid, created=("/var/lib/libvirt/images/a.qcow2",))
@@ -103,7 +103,7 @@ def test_recovery_source_only_is_failed_and_target_leftovers_removed(sim: SimClu
     assert sim.where("a") == [("h1", "running")]
 
 
-def test_recovery_both_or_neither_or_unreachable_needs_attention(sim: SimCluster, store: Store) -> None:
+def test_recovery_both_or_neither_or_unreachable_needs_attention(sim: SimHosts, store: Store) -> None:
     both = sim.add_vm("both", "h1")
     sim.hosts["h2"].domains[both.uuid] = both
     r1 = rec_in(store, S.VERIFYING, vm="both", uuid=both.uuid)
@@ -118,7 +118,7 @@ def test_recovery_both_or_neither_or_unreachable_needs_attention(sim: SimCluster
     assert sim.where("both") == [("h1", "running"), ("h2", "running")]  # nothing destroyed
 
 
-def test_recovery_of_queued_and_prechecking(sim: SimCluster, store: Store) -> None:
+def test_recovery_of_queued_and_prechecking(sim: SimHosts, store: Store) -> None:
     dom = sim.add_vm("a", "h1")
     q = rec_in(store, S.QUEUED)
     p = rec_in(store, S.PRECHECKING, uuid=dom.uuid)
@@ -131,13 +131,13 @@ def test_recovery_of_queued_and_prechecking(sim: SimCluster, store: Store) -> No
     assert store.recent_moves(0.0) == ()
 
 
-def test_recovery_waits_for_a_migration_still_running(sim: SimCluster, store: Store) -> None:
+def test_recovery_waits_for_a_migration_still_running(sim: SimHosts, store: Store) -> None:
     import threading
 
     from balancer.executor.facts import MigrationRequest
 
     dom = sim.add_vm("a", "h1")
-    sim.behaviour.seconds = 0.8
+    sim.faults.seconds = 0.8
     t = threading.Thread(
         target=sim.hypervisor("h1").migrate,
         args=(dom.uuid, MigrationRequest("sim://h2/system", ("vda",), "incremental", 50)),
@@ -149,7 +149,7 @@ def test_recovery_waits_for_a_migration_still_running(sim: SimCluster, store: St
     assert (out.id, out.state) == (r.id, S.SUCCEEDED)
 
 
-def test_recovery_keeps_the_bytes_the_journal_had(sim: SimCluster, store: Store) -> None:
+def test_recovery_keeps_the_bytes_the_journal_had(sim: SimHosts, store: Store) -> None:
     dom = sim.add_vm("a", "h1")
     r = rec_in(store, S.MIGRATING, uuid=dom.uuid)
     Journal(journal_of(store)).update(r, disk_bytes=70 << 20, memory_bytes=117 << 20, backing_bytes=128 << 20)
@@ -165,7 +165,7 @@ def test_recovery_keeps_the_bytes_the_journal_had(sim: SimCluster, store: Store)
 
 
 def test_recovery_of_a_source_stopped_by_its_owner_is_failed_and_the_target_cleaned(
-    sim: SimCluster, store: Store
+    sim: SimHosts, store: Store
 ) -> None:
     dom = sim.add_vm("a", "h1")
     sim.hosts["h1"].domains[dom.uuid] = replace(dom, state="shutoff", state_reason="destroyed")
@@ -178,7 +178,7 @@ def test_recovery_of_a_source_stopped_by_its_owner_is_failed_and_the_target_clea
     assert out.removed_volumes == ("/var/lib/libvirt/images/a.qcow2",)
 
 
-def test_needs_attention_is_looked_at_again_at_each_start(sim: SimCluster, store: Store) -> None:
+def test_needs_attention_is_looked_at_again_at_each_start(sim: SimHosts, store: Store) -> None:
     dom = sim.add_vm("a", "h1")
     sim.add_volume("h3", "/var/lib/libvirt/images/a.qcow2", b"\0", "qcow2")
     sim.hosts["h3"].up = False
@@ -195,7 +195,7 @@ def test_needs_attention_is_looked_at_again_at_each_start(sim: SimCluster, store
     assert store.records_needing_attention() == ()
 
 
-def test_a_needs_attention_a_human_must_decide_stays_untouched(sim: SimCluster, store: Store) -> None:
+def test_a_needs_attention_a_human_must_decide_stays_untouched(sim: SimHosts, store: Store) -> None:
     both = sim.add_vm("both", "h1")
     sim.hosts["h2"].domains[both.uuid] = both
     sim.add_volume("h2", "/var/lib/libvirt/images/both.qcow2", b"\0", "qcow2")

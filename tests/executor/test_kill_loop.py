@@ -38,7 +38,7 @@ from exec_labkit import (
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import OutcomeStatus
-from balancer.executor.hypervisor import libvirt_factory
+from balancer.executor.libvirt_hypervisor import libvirt_factory
 from balancer.executor.recovery import recover
 from balancer.lab import Lab
 from balancer.model import MigrationRecord, Move, MoveCost, MoveState

@@ -11,7 +11,7 @@ from exec_labkit import BASE, CALM, MIB, copies, endpoints, ensure_base, make_ru
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import OutcomeStatus
-from balancer.executor.hypervisor import LibvirtHypervisor
+from balancer.executor.libvirt_hypervisor import LibvirtHypervisor
 from balancer.lab import Lab
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason

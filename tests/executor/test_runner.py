@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from exec_simcluster import SimCluster
 
 from balancer.executor.args import ExecutorArgs, LimitArgs
 from balancer.executor.events import Event, Finished, OutcomeStatus, StateChanged, Waiting
@@ -13,6 +12,7 @@ from balancer.executor.facts import MigrationEndpoint
 from balancer.executor.runner import Runner, VmBusy
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
+from balancer.sim.hypervisor import SimHosts
 from balancer.store import Store
 from tests.leader import journal_of
 from tests.waiting import wait_for
@@ -26,7 +26,7 @@ def move(vm: str, src: str, dst: str, reason: Reason = Reason.BALANCE) -> Move:
 
 
 def runner(
-    sim: SimCluster,
+    sim: SimHosts,
     eps: dict[str, MigrationEndpoint],
     store: Store,
     limits: LimitArgs | None = None,
@@ -70,9 +70,11 @@ def test_backing_copied_with_streams_when_missing(sim, sim_endpoints, store) -> 
     (out,) = r.wait([r.submit([move("a", "h1", "h3")])[0].id], timeout=10)
     assert out.ok, out.detail
     assert out.record.backing_bytes == 4 << 20
-    h1, h3 = sim.hypervisor("h1"), sim.hypervisor("h3")
-    assert h3.digest("/var/lib/libvirt/base/base.raw") == h1.digest("/var/lib/libvirt/base/base.raw")
-    assert h3.volume("/var/lib/libvirt/images/a.qcow2").backing.path == "/var/lib/libvirt/base/base.raw"
+    assert sim.digest("h3", BASE) == sim.digest("h1", BASE)
+    assert (
+        sim.hypervisor("h3").volume("/var/lib/libvirt/images/a.qcow2").backing.path
+        == "/var/lib/libvirt/base/base.raw"
+    )
 
 
 def test_a_different_backing_file_on_the_target_is_never_used(sim, sim_endpoints, store) -> None:
@@ -101,7 +103,7 @@ def test_a_verified_backing_file_is_not_read_again_for_the_next_move(sim, sim_en
 def test_failed_migration_removes_what_it_created_on_the_target(sim, sim_endpoints, store) -> None:
     sim.add_vm("a", "h1")
     del sim.hosts["h3"].volumes["/var/lib/libvirt/base/base.raw"]
-    sim.behaviour.fail_with = "operation failed: job 'migration out' unexpectedly failed"
+    sim.faults.fail_with = "operation failed: job 'migration out' unexpectedly failed"
     r = runner(sim, sim_endpoints, store)
     (out,) = r.wait([r.submit([move("a", "h1", "h3")])[0].id], timeout=10)
     assert out.status == OutcomeStatus.FAILED
@@ -154,7 +156,7 @@ def test_limits_hold_at_every_instant(sim, sim_endpoints, store) -> None:
     sim.hosts["h4"].pools = dict(sim.hosts["h1"].pools)
     sim.add_volume("h4", "/var/lib/libvirt/base/base.raw", b"B" * (4 << 20), "raw")
     eps = {**sim_endpoints, "h4": MigrationEndpoint("h4", "sim://h4", "sim://h4/system")}
-    sim.behaviour.seconds = 0.3
+    sim.faults.seconds = 0.3
     limits = LimitArgs(**{"global": 2}, per_source=1, per_target=1)
     events: list[Event] = []
     r = runner(sim, eps, store, limits, events=events)
@@ -172,7 +174,7 @@ def test_limits_hold_at_every_instant(sim, sim_endpoints, store) -> None:
 
 def test_abort_running_move_leaves_vm_on_source(sim, sim_endpoints, store) -> None:
     sim.add_vm("a", "h1")
-    sim.behaviour.hang = True
+    sim.faults.hang = True
     r = runner(sim, sim_endpoints, store)
     rec = r.submit([move("a", "h1", "h2")])[0]
     wait_for("a migration", lambda: any(x.state == MoveState.MIGRATING for x in r.in_flight()), 5)
@@ -189,7 +191,7 @@ def test_abort_running_move_leaves_vm_on_source(sim, sim_endpoints, store) -> No
 
 def test_stalled_migration_is_aborted_for_no_progress(sim, sim_endpoints, store) -> None:
     sim.add_vm("a", "h1")
-    sim.behaviour.hang = True
+    sim.faults.hang = True
     r = runner(sim, sim_endpoints, store, args=FAST.model_copy(update={"no_progress_seconds": 0.5}))
     (out,) = r.wait([r.submit([move("a", "h1", "h2")])[0].id], timeout=10)
     assert (out.status, out.reason) == (OutcomeStatus.ABORTED, Reason.NO_PROGRESS)
@@ -199,7 +201,7 @@ def test_stalled_migration_is_aborted_for_no_progress(sim, sim_endpoints, store)
 def test_shutdown_leaves_running_moves_and_aborts_queued(sim, sim_endpoints, store) -> None:
     sim.add_vm("a", "h1")
     sim.add_vm("b", "h1")
-    sim.behaviour.hang = True
+    sim.faults.hang = True
     r = runner(sim, sim_endpoints, store, args=FAST.model_copy(update={"no_progress_seconds": 60}))
     ra, rb = r.submit([move("a", "h1", "h2"), move("b", "h1", "h3")])
     wait_for("a migration", lambda: any(x.state == MoveState.MIGRATING for x in r.in_flight()), 5)
@@ -209,14 +211,14 @@ def test_shutdown_leaves_running_moves_and_aborts_queued(sim, sim_endpoints, sto
     assert store.get_record(rb.id).outcome == Reason.SHUTDOWN
     assert store.get_record(ra.id).state == MoveState.MIGRATING  # left to recovery, not aborted
     assert sim.jobs  # the migration itself goes on
-    sim.behaviour.hang = False
-    sim.behaviour.seconds = 0.0
+    sim.faults.hang = False
+    sim.faults.seconds = 0.0
 
 
 def test_a_move_needing_room_starts_only_after_the_move_that_makes_it(sim, sim_endpoints, store) -> None:
     sim.add_vm("x", "h1")
     sim.add_vm("y", "h3")
-    sim.behaviour.seconds = 0.3
+    sim.faults.seconds = 0.3
     limits = LimitArgs(**{"global": 3}, per_source=1, per_target=1)
     events: list[Event] = []
     r = runner(sim, sim_endpoints, store, limits, events=events)
@@ -242,7 +244,7 @@ def test_a_vm_with_a_move_held_gets_no_second_one(sim, sim_endpoints, store) -> 
 def test_bytes_copied_are_journaled_while_the_migration_runs(sim, sim_endpoints, store) -> None:
     # so a record recovered after this process died still says what libvirt had sent
     sim.add_vm("a", "h1")
-    sim.behaviour.seconds = 3.0
+    sim.faults.seconds = 3.0
     r = runner(sim, sim_endpoints, store)
     (rec,) = r.submit([move("a", "h1", "h2")])
     seen = wait_for(

@@ -7,7 +7,6 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
-from exec_simcluster import SimCluster
 
 from balancer.errors import LeaseLost
 from balancer.executor.args import ExecutorArgs, LimitArgs
@@ -17,6 +16,7 @@ from balancer.executor.fence import FencedHypervisor
 from balancer.executor.runner import Runner
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
+from balancer.sim.hypervisor import SimHosts
 from balancer.store import Store
 from balancer.store.records import DrainState, Fence
 from tests.leader import lead
@@ -43,14 +43,14 @@ def move(vm: str, src: str = "h1", dst: str = "h2") -> Move:
     return Move(vm, src, dst, Reason.DRAIN, MoveCost(0, 0, 0, 0.0))
 
 
-def runner(sim: SimCluster, eps: dict[str, MigrationEndpoint], store: Store, fence: Fence, term: Switch,
+def runner(sim: SimHosts, eps: dict[str, MigrationEndpoint], store: Store, fence: Fence, term: Switch,
            events: list[Event], limits: LimitArgs | None = None) -> Runner:  # fmt: skip
     return Runner(
         FAST, limits or LimitArgs(), sim.hypervisor, store.journal(fence), eps, events.append, term=term
     )
 
 
-def test_a_lapsed_term_refuses_every_host_action_and_a_copy_stops_mid_stream(sim: SimCluster) -> None:
+def test_a_lapsed_term_refuses_every_host_action_and_a_copy_stops_mid_stream(sim: SimHosts) -> None:
     term = Switch(1)
     hv = FencedHypervisor(sim.hypervisor("h2"), term)
     hv.pools()  # reads are never fenced
@@ -80,11 +80,11 @@ def test_a_lapsed_term_refuses_every_host_action_and_a_copy_stops_mid_stream(sim
 
 
 def test_a_lapsed_term_admits_nothing_and_its_queue_is_left_to_the_next_leader(
-    sim: SimCluster, sim_endpoints: dict[str, MigrationEndpoint], store: Store
+    sim: SimHosts, sim_endpoints: dict[str, MigrationEndpoint], store: Store
 ) -> None:
     for i in range(3):
         sim.add_vm(f"v{i}", "h1")
-    sim.behaviour.seconds = 1.5
+    sim.faults.seconds = 1.5
     fence = lead(store, "one", ttl=30)
     term = Switch(fence.epoch)
     events: list[Event] = []
@@ -115,11 +115,11 @@ def test_a_lapsed_term_admits_nothing_and_its_queue_is_left_to_the_next_leader(
 
 
 def test_a_queued_move_withdrawn_in_the_store_is_dropped_and_reported(
-    sim: SimCluster, sim_endpoints: dict[str, MigrationEndpoint], store: Store
+    sim: SimHosts, sim_endpoints: dict[str, MigrationEndpoint], store: Store
 ) -> None:
     sim.add_vm("v0", "h1")
     sim.add_vm("v1", "h1")
-    sim.behaviour.seconds = 1.0
+    sim.faults.seconds = 1.0
     fence = lead(store, "one")
     drain, _ = store.create_drain("h1", "ops", store.now())
     events: list[Event] = []

@@ -17,6 +17,10 @@ from balancer.sim.executor import SimExecutor
 from balancer.sim.source import SimSource
 from balancer.sim.trace import Trace
 
+ROOMY = LimitArgs.model_validate(  # every move of a test is admitted at once: pre-checks decide
+    {"global": 10, "per_source": 5, "per_target": 5, "host_bandwidth_mib_s": 1000}
+)
+
 
 def move(c: SimCluster, v: int, target: int, reason: Reason = Reason.BALANCE) -> Move:
     cost = MoveCost(disk_bytes=int(c.overlay[v]), backing_bytes=0, memory_bytes=int(c.memory[v]), seconds=0.0)
@@ -122,14 +126,11 @@ def test_overhead_on_both_hosts_while_migrating(trace: Trace, small: SimArgs) ->
     assert not c.migrating[0] and c.host_overhead.sum() == 0 and c.vm_overhead.sum() == 0
 
 
-def test_prechecks_skip_a_stale_move_and_fail_without_memory(trace: Trace, small: SimArgs) -> None:
+def test_the_executors_prechecks_skip_a_stale_move_and_fail_without_memory(
+    trace: Trace, small: SimArgs
+) -> None:
     c = cluster_mod.build(small, trace)
-    ex = SimExecutor(
-        c,
-        LimitArgs.model_validate(
-            {"global": 10, "per_source": 5, "per_target": 5, "host_bandwidth_mib_s": 1000}
-        ),
-    )
+    ex = SimExecutor(c, ROOMY)
     stale = move(c, 0, (int(c.placement[0]) + 1) % c.n_hosts)
     stale = Move(
         stale.vm, c.host_names[(int(c.placement[0]) + 2) % c.n_hosts], stale.target, stale.reason, stale.cost
@@ -140,9 +141,31 @@ def test_prechecks_skip_a_stale_move_and_fail_without_memory(trace: Trace, small
     ex.submit([stale, *(move(c, v, full) for v in big)])
     c.advance(c.now + 86400.0)
     by_vm = {r.vm: r for r in ex.finished}
-    assert by_vm[stale.vm].state == MoveState.ABORTED and by_vm[stale.vm].outcome == Reason.VM_NOT_ON_SOURCE
+    # run_prechecks' skip for a VM its source no longer has (the simulator's own copy said vm_not_on_source)
+    assert by_vm[stale.vm].state == MoveState.ABORTED and by_vm[stale.vm].outcome == Reason.VM_NOT_FOUND
+    assert f"is not on {stale.source} any more" in by_vm[stale.vm].detail
     for v in big:
         r = by_vm[c.vm_names[v]]
         assert r.state == MoveState.FAILED and r.outcome == Reason.TARGET_NO_MEMORY
         assert c.placement[v] != full
     assert {p.succeeded for p in ex.recent(0.0)} == {False}
+
+
+def test_a_vm_already_migrating_is_skipped_in_flight_and_a_full_disk_fails(
+    trace: Trace, small: SimArgs
+) -> None:
+    c = cluster_mod.build(small, trace)
+    ex = SimExecutor(c, ROOMY)
+    src = int(c.placement[0])
+    ex.submit([move(c, 0, (src + 1) % c.n_hosts)])
+    assert c.migrating[0]
+    ex.submit([move(c, 0, (src + 2) % c.n_hosts)])  # the same VM again, while it migrates
+    nodisk = (src + 3) % c.n_hosts
+    other = next(v for v in range(1, c.n_vms) if c.placement[v] not in (src, nodisk))
+    c.host_disk[nodisk] = c.disk_used()[nodisk] + c.overlay[other] - 1  # one byte short of the overlay
+    ex.submit([move(c, other, nodisk)])
+    c.advance(c.now + 86400.0)
+    again, full = ex.finished[0], next(r for r in ex.finished if r.vm == c.vm_names[other])
+    assert (again.vm, again.state, again.outcome) == (c.vm_names[0], MoveState.ABORTED, Reason.IN_FLIGHT)
+    assert (full.state, full.outcome) == (MoveState.FAILED, Reason.TARGET_NO_DISK)
+    assert c.placement[other] != nodisk
