@@ -183,14 +183,24 @@ def _storage(
 
 
 def _space(plan: StoragePlan, dst: Hypervisor, args: ExecutorArgs) -> CheckResult | None:
+    """Enough free space for what the move writes, per file system. Directory pools on one file system
+    each report that file system's free space, so a move writing into two of them (an overlay in one,
+    the base image it needs in another) must fit once, summed. libvirt does not say which file system
+    a pool is on: pools reporting the same free bytes are taken to share one (on different file
+    systems that is a coincidence, and it only makes the check stricter)."""
     pools = {p.name: p for p in dst.pools()}
-    for name, need in plan.pool_needs().items():
-        free = pools[name].available if name in pools else 0
+    shared: dict[int, list[tuple[str, int]]] = {}
+    for name, need in sorted(plan.pool_needs().items()):
+        shared.setdefault(pools[name].available if name in pools else 0, []).append((name, need))
+    for free, members in shared.items():
+        need = sum(n for _, n in members)
         want = need + args.disk_headroom_mib * MIB
         if free < want:
+            names = " and ".join(name for name, _ in members)
+            where = f"pool {names}" if len(members) == 1 else f"pools {names} (one file system)"
             return _fail(
                 Reason.TARGET_NO_DISK,
-                f"pool {name} on {dst.name} has {free // MIB} MiB free, needs {want // MIB} MiB "
+                f"{where} on {dst.name} has {free // MIB} MiB free, needs {want // MIB} MiB "
                 f"({need // MIB} to copy + {args.disk_headroom_mib} headroom)",
             )
     return None

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import libvirt
 import pytest
-from exec_simcluster import SimCluster, SimHypervisor
 
 from balancer.errors import MigrationError
 from balancer.executor.args import ExecutorArgs
 from balancer.executor.facts import DomainFacts, MigrationEndpoint
-from balancer.executor.hypervisor import LibvirtHypervisor
+from balancer.executor.libvirt_hypervisor import LibvirtHypervisor
 from balancer.executor.prechecks import CheckContext, run_prechecks
 from balancer.model import Move, MoveCost
 from balancer.reasons import Reason
+from balancer.sim.hypervisor import BASE, SimHosts, SimHypervisor
+
+MIB = 1 << 20
 
 
 class LookupFails(SimHypervisor):
@@ -31,7 +35,7 @@ def _move(vm: str, src: str, dst: str) -> Move:
 def test_failed_call_is_blamed_on_the_host_it_went_to(failing: str) -> None:
     # The target's name "b" is a substring of the VM's name "web1" and of the source's operation text:
     # attributing the failure by searching the message would blame the wrong host.
-    sim = SimCluster(("a", "b"))
+    sim = SimHosts.small(("a", "b"))
     sim.add_vm("web1", "a")
 
     def hypervisors(name: str) -> SimHypervisor:
@@ -57,3 +61,26 @@ def test_domain_on_a_driver_without_job_support_reads_as_no_job() -> None:
     facts = hv.domain("test")
     assert facts is not None and facts.running
     assert facts.job_active is False
+
+
+@pytest.mark.parametrize(
+    ("base_free", "passes"), [(4 * MIB + MIB // 2, False), (4 * MIB + MIB // 2 + 1, True)]
+)
+def test_pools_reporting_the_same_free_space_share_it(base_free: int, passes: bool) -> None:
+    # The target lacks the base image: the move writes the 1 MiB overlay into `images` and streams the
+    # 4 MiB base into `base`. Each fits in 4.5 MiB alone; both do not. Two directory pools on one file
+    # system report the same free bytes, so the same figure is read as one file system (refused), a
+    # different one as two (passes).
+    sim = SimHosts.small(("a", "b"))
+    sim.add_vm("web1", "a")
+    target = sim.hosts["b"]
+    del target.volumes[BASE]
+    target.pools["images"] = replace(target.pools["images"], available=4 * MIB + MIB // 2)
+    target.pools["base"] = replace(target.pools["base"], available=base_free)
+    ctx = CheckContext(args=ExecutorArgs(disk_headroom_mib=0), known_hosts=("a", "b"))
+    res = run_prechecks(_move("web1", "a", "b"), sim.hypervisor, ctx)
+    if passes:
+        assert res.status == "ok", res.message
+    else:
+        assert (res.status, res.reason) == ("fail", Reason.TARGET_NO_DISK), res.message
+        assert "pools base and images (one file system)" in res.message and "needs 5 MiB" in res.message
