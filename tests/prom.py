@@ -198,7 +198,7 @@ def _epoch(rfc3339: str | None) -> float:
     head, _, tail = text.partition(".")
     if tail:  # Python parses at most microseconds
         digits = "".join(ch for ch in tail if ch.isdigit())
-        zone = tail[len(digits):]
+        zone = tail[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     return datetime.fromisoformat(text).timestamp()
 
@@ -241,15 +241,24 @@ def run_prometheus(
 ) -> Iterator[Prometheus]:
     """Start a Prometheus on 127.0.0.1 scraping ``targets``; yield a client; stop it on exit."""
     if workdir is None:
-        with tempfile.TemporaryDirectory(prefix="prom-") as tmp, run_prometheus(
-            targets, rule_files, Path(tmp), job=job, scrape_interval=scrape_interval,
-            evaluation_interval=evaluation_interval, start_timeout=start_timeout,
-        ) as prom:
+        with (
+            tempfile.TemporaryDirectory(prefix="prom-") as tmp,
+            run_prometheus(
+                targets,
+                rule_files,
+                Path(tmp),
+                job=job,
+                scrape_interval=scrape_interval,
+                evaluation_interval=evaluation_interval,
+                start_timeout=start_timeout,
+            ) as prom,
+        ):
             yield prom
         return
     workdir.mkdir(parents=True, exist_ok=True)
-    config = write_config(workdir / "prometheus.yml", targets, rule_files, job, scrape_interval,
-                          evaluation_interval)
+    config = write_config(
+        workdir / "prometheus.yml", targets, rule_files, job, scrape_interval, evaluation_interval
+    )
     for attempt in range(3):  # the free port may be taken between free_port() and the bind
         port = free_port()
         log_path = workdir / f"prometheus-{port}.log"

@@ -221,6 +221,6 @@ def test_tests_import_from_the_root_without_editing_sys_path() -> None:
         f"{path.relative_to(ROOT)}:{n}"
         for path in sorted((ROOT / "tests").rglob("*.py"))
         for n, line in enumerate(path.read_text().splitlines(), 1)
-        if "sys.path." in line and "sys.path.\" in line" not in line
+        if "sys.path." in line and 'sys.path." in line' not in line
     ]
     assert edits == []

@@ -84,8 +84,10 @@ class ScrapedCluster:
 def scraped_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScrapedCluster]:
     """Started once per session, only by the slow tests that ask for it; counters keep moving."""
     metrics = busy_metrics()
-    with serve(metrics) as target, advancing(metrics), run_prometheus(
-        [target], workdir=tmp_path_factory.mktemp("prometheus")
-    ) as prom:
+    with (
+        serve(metrics) as target,
+        advancing(metrics),
+        run_prometheus([target], workdir=tmp_path_factory.mktemp("prometheus")) as prom,
+    ):
         prom.wait_for_scrapes(count=4, timeout=30)
         yield ScrapedCluster(metrics, target, prom)

@@ -109,8 +109,11 @@ def _check(value: Any, hint: Any, path: str) -> list[str]:
     if hint is str:
         return [] if isinstance(value, str) else [f"{path}: {value!r} is not a string"]
     if isinstance(hint, type) and issubclass(hint, cogvariants.Dataquery):
-        return _type_errors(value, path) if isinstance(value, cogvariants.Dataquery) else [
-            f"{path}: {value!r} is not a query"]
+        return (
+            _type_errors(value, path)
+            if isinstance(value, cogvariants.Dataquery)
+            else [f"{path}: {value!r} is not a query"]
+        )
     if isinstance(hint, type):
         if not isinstance(value, hint):
             return [f"{path}: {value!r} is not a {hint.__name__}"]

@@ -99,4 +99,3 @@ def used_series(expr: str) -> set[str]:
     """Series names (balancer_*, process_*, python_* and up) an expression selects; function names and
     strings are ignored."""
     return set(_NAME.findall(_STRING.sub('""', expr)))
-

@@ -42,12 +42,30 @@ DRAINING = "compute-3"
 
 
 def _vm(name: str, host: str, cores: float, mem_gib: int, disk_gib: float) -> VM:
-    base = BackingFile(path="/var/lib/libvirt/images/_base/debian-12.qcow2", format="qcow2",
-                       virtual_bytes=20 * GIB, allocated_bytes=2 * GIB)
-    disk = Disk(target="vda", path=f"/var/lib/libvirt/images/{name}.qcow2", format="qcow2",
-                virtual_bytes=20 * GIB, allocated_bytes=int(disk_gib * GIB), backing=(base,))
-    return VM(name=name, uuid=f"00000000-0000-4000-8000-{abs(hash(name)) % 10**12:012d}", host=host,
-              state="running", vcpus=4, memory_bytes=mem_gib * GIB, cpu_cores=cores, disks=(disk,))
+    base = BackingFile(
+        path="/var/lib/libvirt/images/_base/debian-12.qcow2",
+        format="qcow2",
+        virtual_bytes=20 * GIB,
+        allocated_bytes=2 * GIB,
+    )
+    disk = Disk(
+        target="vda",
+        path=f"/var/lib/libvirt/images/{name}.qcow2",
+        format="qcow2",
+        virtual_bytes=20 * GIB,
+        allocated_bytes=int(disk_gib * GIB),
+        backing=(base,),
+    )
+    return VM(
+        name=name,
+        uuid=f"00000000-0000-4000-8000-{abs(hash(name)) % 10**12:012d}",
+        host=host,
+        state="running",
+        vcpus=4,
+        memory_bytes=mem_gib * GIB,
+        cpu_cores=cores,
+        disks=(disk,),
+    )
 
 
 def snapshot(now: float, down: str | None = None) -> Snapshot:
@@ -55,8 +73,9 @@ def snapshot(now: float, down: str | None = None) -> Snapshot:
     hosts = tuple(
         Host(
             name=name,
-            state=(HostState.DOWN if name == down
-                   else HostState.DRAINING if name == DRAINING else HostState.UP),
+            state=(
+                HostState.DOWN if name == down else HostState.DRAINING if name == DRAINING else HostState.UP
+            ),
             cpus=16.0,
             memory_bytes=64 * GIB,
             disk_capacity_bytes=1024 * GIB,
@@ -67,9 +86,12 @@ def snapshot(now: float, down: str | None = None) -> Snapshot:
         for name in HOSTS
     )
     vms = (
-        _vm("web-1", "compute-1", 6.0, 16, 8), _vm("db-1", "compute-1", 5.5, 24, 40),
-        _vm("web-2", "compute-2", 3.0, 8, 6), _vm("cache-1", "compute-2", 2.0, 16, 3),
-        _vm("batch-1", DRAINING, 1.5, 8, 12), _vm("legacy-1", DRAINING, 1.0, 32, 60),
+        _vm("web-1", "compute-1", 6.0, 16, 8),
+        _vm("db-1", "compute-1", 5.5, 24, 40),
+        _vm("web-2", "compute-2", 3.0, 8, 6),
+        _vm("cache-1", "compute-2", 2.0, 16, 3),
+        _vm("batch-1", DRAINING, 1.5, 8, 12),
+        _vm("legacy-1", DRAINING, 1.0, 32, 60),
     )
     return Snapshot(taken_at=now, hosts=hosts, vms=vms)
 
@@ -77,7 +99,10 @@ def snapshot(now: float, down: str | None = None) -> Snapshot:
 def plan(now: float, busy: bool) -> Plan:
     """Drain batch-1 off compute-3 (and, when busy, relieve compute-1); skips with their reasons."""
     drain = Move(
-        vm="batch-1", source=DRAINING, target="compute-2", reason=Reason.DRAIN,
+        vm="batch-1",
+        source=DRAINING,
+        target="compute-2",
+        reason=Reason.DRAIN,
         cost=MoveCost(disk_bytes=12 * GIB, backing_bytes=0, memory_bytes=10 * GIB, seconds=230.0),
         source_load=LoadChange(before={"cpu": 0.16, "memory": 0.63}, after={"cpu": 0.06, "memory": 0.5}),
         target_load=LoadChange(before={"cpu": 0.31, "memory": 0.38}, after={"cpu": 0.41, "memory": 0.5}),
@@ -86,7 +111,10 @@ def plan(now: float, busy: bool) -> Plan:
     skips: tuple[Skip, ...] = (Skip("vm", "web-2", Reason.COOLDOWN, "moved 12 min ago"),)
     if busy:
         hot = Move(
-            vm="web-1", source="compute-1", target="compute-2", reason=Reason.HOTSPOT,
+            vm="web-1",
+            source="compute-1",
+            target="compute-2",
+            reason=Reason.HOTSPOT,
             cost=MoveCost(disk_bytes=8 * GIB, backing_bytes=2 * GIB, memory_bytes=20 * GIB, seconds=310.0),
         )
         moves += (hot,)

@@ -29,9 +29,7 @@ def _load(path: Path) -> Any:
 RULES: dict[str, dict[str, Any]] = {
     r["alert"]: r for g in _load(ALERTS)["groups"] for r in g["rules"] if "alert" in r
 }
-CASES: list[dict[str, Any]] = [
-    c for t in _load(ALERTS_TEST)["tests"] for c in t.get("alert_rule_test", [])
-]
+CASES: list[dict[str, Any]] = [c for t in _load(ALERTS_TEST)["tests"] for c in t.get("alert_rule_test", [])]
 
 
 def test_promtool_check_rules() -> None:

@@ -114,7 +114,10 @@ def test_dashboard_shows_what_the_issue_asks_for(inventory: Inventory) -> None:
     missing = [f.exposed_name for f in inventory.families.values() if not f.series_names & used]
     assert missing == [], f"exported but on no panel: {missing}"
     per_host_load = [
-        t for p in PANELS if p["type"] in {"state-timeline", "heatmap"} for t in p["targets"]
+        t
+        for p in PANELS
+        if p["type"] in {"state-timeline", "heatmap"}
+        for t in p["targets"]
         if "balancer_host_load_ratio" in t["expr"] and t["legendFormat"] == "{{host}}"
     ]
     assert per_host_load, "no per-host load heatmap / state timeline"

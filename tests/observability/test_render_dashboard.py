@@ -26,9 +26,22 @@ def png_size(path: Path) -> tuple[int, int]:
 def test_renders_every_panel_with_data(scraped_cluster: ScrapedCluster, tmp_path: Path) -> None:
     out = tmp_path / "dashboard.png"
     res = subprocess.run(
-        [sys.executable, str(TOOL), "--prometheus", scraped_cluster.prometheus.url, "--minutes", "1",
-         "--rate-interval", "10s", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            str(TOOL),
+            "--prometheus",
+            scraped_cluster.prometheus.url,
+            "--minutes",
+            "1",
+            "--rate-interval",
+            "10s",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"rendered {len(PANELS)} panels ({len(PANELS)} with data, 0 query errors)" in res.stdout
@@ -40,7 +53,10 @@ def test_renders_every_panel_with_data(scraped_cluster: ScrapedCluster, tmp_path
 def test_exits_2_when_prometheus_is_unreachable(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, str(TOOL), "--prometheus", "http://127.0.0.1:9", "--out", str(tmp_path / "x.png")],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert res.returncode == 2 and "not ready" in res.stderr
     assert not (tmp_path / "x.png").exists()
