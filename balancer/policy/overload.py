@@ -9,8 +9,8 @@ hosts over their CPU mark (``p_s + p_t − p_s' − p_t'``, from every VM's fore
 noisy VM's spike is no reason to move it, and a VM whose level rose is moved at once), times the share of
 the cooldown left once its bytes are copied (``1 − seconds / cooldown``: a move saves nothing while it
 copies). It qualifies when that is at least ``policy.min_overload_cut``; of those the largest is taken,
-ties to fewer bytes, then the VM and the host first by name. Bytes also count through the copy time;
-the ≤ cost in bytes is the simulator's measure of how well this does (bench/).
+ties to fewer bytes, then the VM and the host first by name. Bytes count through the copy time and the
+tie-break; bench/policy_compare.py checks that the GiB moved stay under the std-dev what-if's.
 
 Scoring is vectorised over VMs × targets, feasibility from constraints.feasible_rows (the CPU mark on
 the planned demand, memory, disk, rules, cooldown). VMs are scored in decreasing order of an exact upper

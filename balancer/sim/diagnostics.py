@@ -4,7 +4,9 @@
 at the start of the interval), what the planner saw of each host's CPU (the sum of its VMs' smoothed
 ``cpu_cores``) and every planned move with why it was taken: its reason and detail, the imbalance the
 planner expected before and after it, the source's and target's predicted CPU load after it (the
-planner's own units: demand ÷ usable cores, room for bursts included), and the moved VM's features.
+planner's own units: demand ÷ usable cores, room for bursts included; NaN for the baselines, whose
+moves carry no loads), the same two hosts' Σ forecast levels after it (policy/forecast.py: what ours
+expects their mean load to be, whichever planner ran), and the moved VM's features and forecast level.
 
 :func:`hindsight` then scores each move on what really happened over the ``horizon`` intervals after it
 finished, against the counterfactual in which that one VM had stayed on its source (everything else as
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from balancer.model import MoveState, Plan, Snapshot
+from balancer.policy.forecast import Forecast
 from balancer.sim.cluster import SimCluster
 from balancer.sim.run import RunResult
 
@@ -54,6 +57,9 @@ class MoveSeen:
     target_cpu_after: float
     vm_cores: float  # the VM's smoothed cpu_cores in the snapshot
     vm_std_cores: float
+    vm_forecast_cores: float  # the level ours plans it at (policy/forecast.py)
+    source_level_after: float  # Σ forecast levels of the source's VMs after the move ÷ cores
+    target_level_after: float
     vm_features: dict[str, float] = field(default_factory=dict)
 
 
@@ -84,13 +90,19 @@ class TickRecorder:
         assert k == len(self.placement), "ticks are observed in order, from 0"
         self.placement.append(cluster.placement.copy())
         seen = np.zeros(cluster.n_hosts)
-        for v in snap.vms:
-            seen[cluster.host_index[v.host]] += v.cpu_cores
+        hosts = np.array([cluster.host_index[v.host] for v in snap.vms], dtype=np.int64)
+        np.add.at(seen, hosts, [v.cpu_cores for v in snap.vms])
         self.seen_cpu.append(seen)
         self.imbalance_seen.append(plan.imbalance_before)
+        levels = Forecast.of(snap.vms).level
+        level_of = dict(zip((v.name for v in snap.vms), levels, strict=True))
+        host_level = np.bincount(hosts, levels, cluster.n_hosts)  # moves applied in plan order below
         for m in plan.moves:
             vm = snap.vm(m.vm)
             src, tgt = m.source_load, m.target_load
+            s, t = cluster.host_index[m.source], cluster.host_index[m.target]
+            host_level[s] -= level_of[m.vm]
+            host_level[t] += level_of[m.vm]
             self.moves.append(
                 MoveSeen(
                     tick=k,
@@ -109,6 +121,9 @@ class TickRecorder:
                     target_cpu_after=tgt.after["cpu"] if tgt else float("nan"),
                     vm_cores=vm.cpu_cores,
                     vm_std_cores=vm.cpu_std_cores,
+                    vm_forecast_cores=float(level_of[m.vm]),
+                    source_level_after=float(host_level[s] / cluster.host_cpus[s]),
+                    target_level_after=float(host_level[t] / cluster.host_cpus[t]),
                     vm_features=features(vm),
                 )
             )
@@ -180,8 +195,10 @@ def summarize_values(values: list[MoveValue], first_ticks: int = 24) -> dict[str
         cut = np.array([v.cpu_sigma_cut for v in scored])
         saved = np.array([v.overload_minutes_saved for v in scored])
         gap_pred = np.array([v.move.source_cpu_after - v.move.target_cpu_after for v in scored])
+        gap_level = np.array([v.move.source_level_after - v.move.target_level_after for v in scored])
         gap_real = np.array([v.real_source_cpu - v.real_target_cpu for v in scored])
         vm_err = np.array([v.move.vm_cores - v.real_vm_cores for v in scored])
+        fc_err = np.array([v.move.vm_forecast_cores - v.real_vm_cores for v in scored])
         return {
             "moves": len(vs),
             "scored": len(scored),
@@ -190,9 +207,11 @@ def summarize_values(values: list[MoveValue], first_ticks: int = 24) -> dict[str
             "balanced_share": round(float((cut > 0).mean()), 3),
             "overload_minutes_saved": round(float(saved.sum()), 1),
             "predicted_gap_after_mean": round(float(gap_pred.mean()), 4),
+            "forecast_gap_after_mean": round(float(gap_level.mean()), 4),
             "real_gap_after_mean": round(float(gap_real.mean()), 4),
             "vm_cores_seen_minus_real_mean": round(float(vm_err.mean()), 4),
             "vm_cores_seen_minus_real_abs_mean": round(float(np.abs(vm_err).mean()), 4),
+            "vm_forecast_minus_real_abs_mean": round(float(np.abs(fc_err).mean()), 4),
         }
 
     bal = [v for v in values if v.move.reason == "balance"]

@@ -32,7 +32,7 @@ def test_the_level_lies_between_the_long_and_the_recent_mean(
 
 
 @settings(max_examples=200, deadline=None)
-@given(cores, st.floats(0.05, 4.0), st.integers(2, 10), st.integers(12, 48), st.floats(0.0, 1.0))
+@given(cores, st.floats(0.05, 4.0), st.integers(2, 10), st.integers(12, 48), st.floats(0.0, 0.99))
 def test_a_jump_within_the_noise_is_no_reason_to_plan_higher(
     long: float, noise: float, w: int, n: int, share: float
 ) -> None:
