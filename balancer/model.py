@@ -98,6 +98,11 @@ class VM:
     persistent: bool = True
     migrating: bool = False  # a migration job is running on it
     cpu_std_cores: float = 0.0  # standard deviation of its CPU rate over the spread window
+    # history features of its CPU rate over the spread window (policy/forecast.py turns them into a forecast)
+    cpu_history_cores: float = 0.0  # mean of the rates in the spread window
+    cpu_noise_cores: float = 0.0  # sample-to-sample noise (successive differences), cores
+    cpu_samples: int = 0  # rates in the spread window; 0 = no history (the planner uses cpu_cores)
+    cpu_window_samples: int = 0  # rates in the smoothing window behind cpu_cores
 
     @property
     def running(self) -> bool:

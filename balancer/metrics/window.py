@@ -20,6 +20,15 @@ rates are close to independent from one sample to the next (PlanetLab traces, la
 0.05), so a host's chance to cross the mark depends on how bursty its VMs are, not only on their mean.
 With fewer than two rates the spread is 0.0.
 
+History features (for the planner's forecast, ``policy/forecast.py``), over the same spread rates:
+their mean (``cpu_history_cores``), how many there are (``cpu_samples``; ``cpu_window_samples`` counts
+the rates in the smoothing window) and the sample-to-sample noise ``cpu_noise_cores`` = √(Σ (x_t −
+x_{t−1})² / (2 (n − 1))), von Neumann's successive-difference estimate of the standard deviation. For
+independent samples it equals the spread; a step of the VM's level (a job starting) inflates the
+spread for as long as the step is in the window, but adds only one difference to the noise. So noise
+much smaller than spread means a level that moves (persistent load); noise close to spread, a level
+that holds under independent noise.
+
 Memory: each poll adds the VM's used bytes (absolute, so it counts from the first poll).
 
 Hosts: every successful poll appends the sums of the host's VMs' smoothed CPU and memory to its
@@ -29,6 +38,7 @@ data and its VMs' windows unchanged until it answers again.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +67,14 @@ class VMWindow:
     @property
     def cpu_std_cores(self) -> float:
         return pstdev(self.spread)
+
+    @property
+    def cpu_history_cores(self) -> float:
+        return mean(self.spread)
+
+    @property
+    def cpu_noise_cores(self) -> float:
+        return successive_noise(self.spread)
 
     @property
     def memory_used_bytes(self) -> float:
@@ -94,6 +112,14 @@ def pstdev(values: Sequence[float]) -> float:
         return 0.0
     m = sum(values) / len(values)
     return math.sqrt(sum((x - m) ** 2 for x in values) / len(values))
+
+
+def successive_noise(values: Sequence[float]) -> float:
+    """√(Σ (x_t − x_{t−1})² / (2 (n − 1))): the standard deviation of independent noise around a level,
+    not inflated by steps of the level; 0.0 for fewer than two values."""
+    if len(values) < 2:
+        return 0.0
+    return math.sqrt(sum((b - a) ** 2 for a, b in itertools.pairwise(values)) / (2 * (len(values) - 1)))
 
 
 def push(values: tuple[float, ...], value: float, size: int) -> tuple[float, ...]:

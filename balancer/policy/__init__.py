@@ -5,7 +5,8 @@ Goals run in order on one Workspace (workspace.py), each seeing the moves of tho
 1. drain (drain.py): empty draining hosts.
 2. repair (repair.py): fix broken affinity / anti-affinity rules (``affinity_repair``).
 3. hotspot (hotspot.py): bring hosts that stayed over their mark under it, at least bytes.
-4. balance (balance.py): cut the imbalance while a move clears ``min_improvement``.
+4. balance (balance.py): cut the expected overload while a move buys ``min_overload_cut`` (overload.py),
+   or, with ``balance_objective`` "imbalance", the std-dev of load while a move clears ``min_improvement``.
 
 Drains, repairs and relief are complete: every VM that can leave a draining host and every host that
 can be relieved gets its moves, however many (the executor's limits pace them); what cannot is a Skip

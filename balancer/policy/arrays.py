@@ -9,10 +9,12 @@ Definitions the rest of the planner relies on:
 * usable capacity = capacity − reserve (``cpu_reserve_cores``, ``memory_reserve_mib``), floored at 0;
   disk capacity is ``host.disk_capacity_bytes``, and 0 means unknown: no disk limit (``inf``).
 * mark = high-water mark in units: ``cpu_high``·cpu, ``memory_high``·memory, ``disk_high``·disk.
-* demand of a VM = (``cpu_cores`` + ``cpu_sigmas`` · ``cpu_std_cores``, ``memory_bytes``,
-  ``disk_allocated_bytes``); a host's used = the sum over the VMs whose *home* it is, plus (disk only) the
-  backing files known to be on it. ``cpu_sigmas`` is ``policy.cpu_burst_sigmas`` for ours and 0 for the
-  baselines: room kept for each VM's bursts, so bursty VMs are not stacked on one host.
+* demand of a VM = (cpu + ``cpu_sigmas`` · spread, ``memory_bytes``, ``disk_allocated_bytes``); a host's
+  used = the sum over the VMs whose *home* it is, plus (disk only) the backing files known to be on it.
+  With ``forecast`` (ours), cpu is the VM's forecast level and spread its sample noise (forecast.py);
+  without (the baselines, which plan on the smoothed mean as peers do), ``cpu_cores`` and
+  ``cpu_std_cores``. ``cpu_sigmas`` is ``policy.cpu_burst_sigmas`` for ours and 0 for the baselines:
+  room kept for each VM's bursts, so bursty VMs are not stacked on one host.
 * home = the host a VM counts on: its snapshot host, or the target of its migration in flight
   (``state.in_flight``: "their targets' load counts as already arrived").
 * active hosts = UP, not draining, not in ``rules.exclude_hosts``, with usable cpu and memory > 0. They are
@@ -30,6 +32,7 @@ import numpy as np
 
 from balancer.model import VM, Host, HostState, PlannerState, Snapshot
 from balancer.policy.args import RulesArgs, ThresholdArgs
+from balancer.policy.forecast import Forecast
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -61,6 +64,7 @@ class ClusterArrays:
     path_bytes: np.ndarray  # (P,) allocated bytes of each backing file
     vm_paths: tuple[np.ndarray, ...]  # per VM: indices of its distinct backing files
     present: np.ndarray  # (H, P) bool: backing file already on the host (or arriving by a move in flight)
+    forecast: Forecast | None = None  # each VM's CPU forecast (ours); None: planned on cpu_cores
 
     @cached_property
     def disk_limited(self) -> bool:
@@ -83,6 +87,7 @@ class ClusterArrays:
         thresholds: ThresholdArgs,
         rules: RulesArgs,
         cpu_sigmas: float = 0.0,
+        forecast: bool = False,
     ) -> ClusterArrays:
         hosts = tuple(sorted(snap.hosts, key=lambda h: h.name))
         vms = tuple(sorted(snap.vms, key=lambda v: v.name))
@@ -99,7 +104,8 @@ class ClusterArrays:
         high = np.array([thresholds.cpu_high, thresholds.memory_high, thresholds.disk_high])
         mark = cap * high
 
-        table = _vm_table(vms, host_index, cpu_sigmas)
+        fc = Forecast.of(vms) if forecast else None
+        table = _vm_table(vms, host_index, cpu_sigmas, fc)
         demand, home, in_flight, running = table.demand, table.home, table.in_flight, table.running
         for m in state.in_flight:
             vi = vm_index.get(m.vm)
@@ -169,6 +175,7 @@ class ClusterArrays:
             path_bytes=path_bytes,
             vm_paths=vm_paths,
             present=present,
+            forecast=fc,
         )
 
 
@@ -186,7 +193,9 @@ class _VMTable:
     chains: tuple[np.ndarray, ...]
 
 
-def _vm_table(vms: tuple[VM, ...], host_index: dict[str, int], cpu_sigmas: float) -> _VMTable:
+def _vm_table(
+    vms: tuple[VM, ...], host_index: dict[str, int], cpu_sigmas: float, fc: Forecast | None
+) -> _VMTable:
     """Demand, placement, flags and backing files (sorted by path) of the VMs, a column at a time
     (comprehensions: about twice as fast as one loop appending to seven lists, at 300,000 VMs)."""
     sizes: dict[str, int] = {}
@@ -200,7 +209,10 @@ def _vm_table(vms: tuple[VM, ...], host_index: dict[str, int], cpu_sigmas: float
                 if sizes.get(bf.path, -1) < bf.allocated_bytes:
                     sizes[bf.path] = bf.allocated_bytes
     chain = [chain_of[p] for p in chains_seen]
-    cpu = [v.cpu_cores + cpu_sigmas * v.cpu_std_cores for v in vms]
+    if fc is None:
+        cpu = np.array([v.cpu_cores + cpu_sigmas * v.cpu_std_cores for v in vms], dtype=np.float64)
+    else:
+        cpu = fc.level + cpu_sigmas * fc.noise
     mem = [v.memory_bytes for v in vms]
     disk = [sum(d.allocated_bytes for d in v.disks) for v in vms]
     home = [host_index.get(v.host, -1) for v in vms]

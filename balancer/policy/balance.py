@@ -1,4 +1,7 @@
-"""Balance: while the imbalance is above target, take the move with the most imbalance cut per GiB copied.
+"""Balance: cut the expected overload (overload.py, the default) or, with ``policy.balance_objective``
+"imbalance", the std-dev of load, as below.
+
+Imbalance: while the imbalance is above target, take the move with the most imbalance cut per GiB copied.
 
 Triggers: imbalance (objective.py) above ``thresholds.target_imbalance`` and moves left in
 ``policy.max_moves_per_tick`` (shared with hotspot relief).
@@ -22,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from balancer.model import Move
-from balancer.policy import objective
+from balancer.policy import objective, overload
 from balancer.policy.arrays import GIB
 from balancer.policy.constraints import feasible_rows
 from balancer.policy.workspace import Workspace
@@ -32,6 +35,13 @@ CELLS = 1 << 16  # VM × host cells scored per chunk: small chunks let the bound
 
 
 def run(ws: Workspace) -> None:
+    if ws.policy.balance_objective == "overload":
+        overload.run(ws)
+    else:
+        run_imbalance(ws)
+
+
+def run_imbalance(ws: Workspace) -> None:
     target, margin = ws.thresholds.target_imbalance, ws.policy.min_improvement
     made = 0
     while True:

@@ -69,7 +69,10 @@ class Workspace:
         now: float,
     ) -> None:
         self.thresholds, self.policy, self.now = thresholds, policy, now
-        self.arr = arr = ClusterArrays.of(snap, state, thresholds, rules, policy.cpu_burst_sigmas)
+        # ours plans each VM's CPU at its forecast level (forecast.py); only the baselines plan on cpu_cores
+        self.arr = arr = ClusterArrays.of(
+            snap, state, thresholds, rules, policy.cpu_burst_sigmas, forecast=True
+        )
         self.costs = VMCosts.of(arr, bandwidth_mib_s, policy.memory_resend_cap)
         self.rules = constraints.compile_rules(arr, rules, policy, state, now)
         self.weights = np.array([policy.cpu_weight, policy.memory_weight], dtype=np.float64)

@@ -3,6 +3,9 @@
 A :class:`Variant` is a planner plus the PlanArgs and CollectionArgs it runs with; ``run_all`` runs
 every (variant, seed) pair as its own deterministic simulation, ``workers`` at a time, and returns their
 figures in input order, so the result does not depend on the number of workers.
+
+``half`` ("tune" or "held_out", trace.halves) runs every job on that half of the day's VMs only: knobs
+are chosen on "tune" and reported on "held_out", so no reported figure comes from VMs they were tuned on.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from balancer.sim import trace as trace_mod
 from balancer.sim.args import SimArgs
 from balancer.sim.baselines import stddev_whatif
 from balancer.sim.cluster import T0, build
+from balancer.sim.diagnostics import TickRecorder, hindsight, summarize_values, value_rows
 from balancer.sim.run import Planner, run
 from balancer.sim.source import SimSource
 
@@ -51,12 +55,15 @@ class Job:
     hours: float
     limits: LimitArgs
     trace_path: str
+    half: str | None = None
+    diagnose: bool = False
 
 
 def _one(job: Job) -> dict[str, Any]:
     started = time.perf_counter()
-    trace = trace_mod.load(Path(job.trace_path))
+    trace = load_trace(Path(job.trace_path), job.half)
     v = job.variant
+    recorder = TickRecorder() if job.diagnose else None
     result = run(
         v.planner,
         job.sim,
@@ -66,7 +73,12 @@ def _one(job: Job) -> dict[str, Any]:
         job.limits,
         v.collection,
         measure_cpu_high=MEASURE_CPU_HIGH,
+        observe=recorder,
     )
+    diagnostics: dict[str, Any] | None = None
+    if recorder is not None:
+        values = hindsight(recorder, result)
+        diagnostics = {"balance_moves": summarize_values(values), "moves": value_rows(values)}
     return {
         "variant": v.name,
         "seed": job.sim.seed,
@@ -74,6 +86,7 @@ def _one(job: Job) -> dict[str, Any]:
         "summary": result.summary,
         "series": asdict(result.series),
         "observed_imbalance": [round(x, 5) for x in result.observed_imbalance],
+        "diagnostics": diagnostics,
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -86,11 +99,14 @@ def run_all(
     limits: LimitArgs | None = None,
     workers: int = 2,
     trace_path: Path = trace_mod.PLANETLAB,
+    half: str | None = None,
+    diagnose: bool = False,
 ) -> list[dict[str, Any]]:
-    """Figures of every variant on every seed (variant-major order)."""
+    """Figures of every variant on every seed (variant-major order), on ``half`` of the VMs if given;
+    ``diagnose``: with each move's per-tick record and hindsight value (sim/diagnostics.py)."""
     limits = limits or LimitArgs.model_validate({})
     jobs = [
-        Job(v, sim.model_copy(update={"seed": s}), hours, limits, str(trace_path))
+        Job(v, sim.model_copy(update={"seed": s}), hours, limits, str(trace_path), half, diagnose)
         for v in variants
         for s in seeds
     ]
@@ -98,6 +114,17 @@ def run_all(
         return [_one(j) for j in jobs]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(_one, jobs))
+
+
+def load_trace(path: Path = trace_mod.PLANETLAB, half: str | None = None) -> trace_mod.Trace:
+    """The trace at ``path``, or its ``half`` ("tune" / "held_out") of the VMs."""
+    tr = trace_mod.load(path)
+    if half is None:
+        return tr
+    halves = trace_mod.halves(tr)
+    if half not in halves:
+        raise ValueError(f"half={half!r}: allowed {sorted(halves)} or None")
+    return halves[half]
 
 
 def best_single_move_cut(sim: SimArgs, trace: trace_mod.Trace) -> float:

@@ -66,3 +66,27 @@ def lag1_autocorrelation(series: np.ndarray) -> np.ndarray:
     den = (x * x).sum(axis=1)
     num = (x[:, 1:] * x[:, :-1]).sum(axis=1)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+#: seed of the fixed split of a trace's VMs into two disjoint halves (``halves``): policies are tuned on
+#: ``"tune"`` and reported on ``"held_out"``, so no reported figure comes from VMs the defaults were chosen on
+SPLIT_SEED = 2011
+
+
+def halves(trace: Trace, seed: int = SPLIT_SEED) -> dict[str, Trace]:
+    """The trace's VMs split at random (``seed``) into two disjoint halves, ``tune`` and ``held_out``."""
+    order = np.random.default_rng(seed).permutation(trace.util.shape[0])
+    cut = order.size // 2
+    out = {}
+    for name, rows in (("tune", np.sort(order[:cut])), ("held_out", np.sort(order[cut:]))):
+        out[name] = Trace(tuple(trace.names[i] for i in rows), trace.util[rows], trace.sample_seconds)
+    return out
+
+
+def shifted(trace: Trace, samples: int) -> Trace:
+    """The same day starting ``samples`` later (wrapping round): sample ``i`` is the original ``i + samples``.
+
+    The simulator's warm-up replays the samples before the start (the day's end, for an unshifted day,
+    which never preceded its start in reality); a shifted day is warmed up on the real samples before it.
+    """
+    return Trace(trace.names, np.roll(trace.util, -samples, axis=1), trace.sample_seconds)

@@ -119,7 +119,9 @@ def cases(
         ),
         policy=PolicyArgs(
             max_moves_per_tick=budget if budget is not None else draw(st.integers(0, 6)),
+            balance_objective=draw(st.sampled_from(["overload", "imbalance"])),
             min_improvement=draw(st.sampled_from([0.0, 0.05, 0.1])),
+            min_overload_cut=draw(st.sampled_from([0.0, 0.03, 0.1])),
             memory_weight=draw(st.sampled_from([1.0, 2.0])),
             cpu_burst_sigmas=draw(st.sampled_from([0.0, 0.5, 1.0])),
         ),

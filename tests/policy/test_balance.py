@@ -1,4 +1,5 @@
-"""Balance: best imbalance cut per GiB among moves clearing the margin; balanced / no beneficial move."""
+"""Balance with ``balance_objective`` "imbalance": best imbalance cut per GiB among moves clearing the
+margin; balanced / no beneficial move. (The default objective, overload: test_balance_overload.py.)"""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from balancer.policy.args import PolicyArgs, ThresholdArgs
 from balancer.reasons import Reason
 from tests.builders import GIB, NOW, disk, host, snapshot, vm
 from tests.policy.oracle import apply, imbalance
+
+
+def std_dev(**knobs: object) -> PolicyArgs:
+    """PolicyArgs of the std-dev objective with ``knobs``."""
+    return PolicyArgs.model_validate({"balance_objective": "imbalance", **knobs})
 
 
 def skewed():  # type: ignore[no-untyped-def]
@@ -30,14 +36,14 @@ def skewed():  # type: ignore[no-untyped-def]
 
 def test_balanced_cluster_yields_no_moves() -> None:
     snap = snapshot([host("h1"), host("h2")], [vm("a", "h1"), vm("b", "h2")])
-    p = plan(snap, PlannerState(), PlanArgs(), NOW)
+    p = plan(snap, PlannerState(), PlanArgs(policy=std_dev()), NOW)
     assert p.moves == ()
     assert [(s.subject, s.name, s.reason) for s in p.skips] == [("plan", "balance", Reason.BALANCED)]
 
 
 def test_first_move_is_the_best_ratio_of_all_candidates() -> None:
     snap = skewed()
-    args = PlanArgs(policy=PolicyArgs(max_moves_per_tick=1))
+    args = PlanArgs(policy=std_dev(max_moves_per_tick=1))
     (m,) = plan(snap, PlannerState(), args, NOW).moves
     before = imbalance(snap, PlannerState(), args)[0]
     best = None
@@ -55,7 +61,7 @@ def test_first_move_is_the_best_ratio_of_all_candidates() -> None:
 
 
 def test_budget_spent_is_reported() -> None:
-    p = plan(skewed(), PlannerState(), PlanArgs(policy=PolicyArgs(max_moves_per_tick=2)), NOW)
+    p = plan(skewed(), PlannerState(), PlanArgs(policy=std_dev(max_moves_per_tick=2)), NOW)
     assert len(p.moves) == 2
     assert ("plan", "balance", Reason.BUDGET_SPENT) in [(s.subject, s.name, s.reason) for s in p.skips]
     assert p.imbalance_after < p.imbalance_before
@@ -66,19 +72,19 @@ def test_no_beneficial_move_is_a_valid_outcome() -> None:
         [host("h1"), host("h2")],
         [vm("big", "h1", cpu_cores=8.0, memory_bytes=32 * GIB)],
     )
-    p = plan(snap, PlannerState(), PlanArgs(), NOW)  # moving big just mirrors the imbalance
+    p = plan(snap, PlannerState(), PlanArgs(policy=std_dev()), NOW)  # moving big just mirrors the imbalance
     assert p.moves == ()
     (skip,) = p.skips
     assert skip.reason == Reason.NO_BENEFICIAL_MOVE and "no move cuts it by 3%" in skip.detail
 
 
 def test_target_imbalance_stops_balancing() -> None:
-    lax = PlanArgs(thresholds=ThresholdArgs(target_imbalance=1.0))
+    lax = PlanArgs(thresholds=ThresholdArgs(target_imbalance=1.0), policy=std_dev())
     assert plan(skewed(), PlannerState(), lax, NOW).moves == ()
 
 
 def test_weights_zero_turn_balancing_off() -> None:
-    off = PlanArgs(policy=PolicyArgs(cpu_weight=0.0, memory_weight=0.0))
+    off = PlanArgs(policy=std_dev(cpu_weight=0.0, memory_weight=0.0))
     p = plan(skewed(), PlannerState(), off, NOW)
     assert p.moves == () and p.imbalance_before == 0.0
 
@@ -92,9 +98,9 @@ def test_burst_room_separates_bursty_vms_that_the_mean_calls_balanced() -> None:
         [vm(f"b{i}", "h1", cpu_cores=2.0, cpu_std_cores=2.0, memory_bytes=GIB) for i in range(4)]
         + [vm(f"s{i}", "h2", cpu_cores=2.0, memory_bytes=GIB) for i in range(4)],
     )
-    on_mean = plan(snap, PlannerState(), PlanArgs(policy=PolicyArgs(cpu_burst_sigmas=0.0)), NOW)
+    on_mean = plan(snap, PlannerState(), PlanArgs(policy=std_dev(cpu_burst_sigmas=0.0)), NOW)
     assert on_mean.moves == ()
-    with_room = plan(snap, PlannerState(), PlanArgs(policy=PolicyArgs(cpu_burst_sigmas=0.5)), NOW)
+    with_room = plan(snap, PlannerState(), PlanArgs(policy=std_dev(cpu_burst_sigmas=0.5)), NOW)
     assert [(m.source, m.target) for m in with_room.moves] == [("h1", "h2")]
     assert with_room.moves[0].vm.startswith("b")
     assert with_room.imbalance_after < with_room.imbalance_before

@@ -8,7 +8,7 @@ from balancer.policy.args import PolicyArgs, ThresholdArgs
 from balancer.reasons import Reason
 from tests.builders import GIB, NOW, backing, disk, host, snapshot, vm
 
-NO_BALANCE = PolicyArgs(min_improvement=1.0, max_moves_per_tick=100)
+NO_BALANCE = PolicyArgs(min_improvement=1.0, min_overload_cut=1.0, max_moves_per_tick=100)
 
 
 def hot_cluster(history: tuple[float, ...]) -> tuple:  # type: ignore[type-arg]
@@ -44,7 +44,9 @@ def test_overload_that_has_not_persisted_is_only_reported() -> None:
 
 def test_relief_is_complete_whatever_the_balance_budget() -> None:
     for budget in (0, 1):
-        args = PlanArgs(policy=PolicyArgs(min_improvement=1.0, max_moves_per_tick=budget))
+        args = PlanArgs(
+            policy=PolicyArgs(min_improvement=1.0, min_overload_cut=1.0, max_moves_per_tick=budget)
+        )
         p = plan(hot_cluster((15.0,) * 3), PlannerState(), args, NOW)
         # the cheapest cover (a + b) takes 2 moves: the budget is balance's only
         assert sorted((m.vm, m.reason) for m in p.moves) == [("a", Reason.HOTSPOT), ("b", Reason.HOTSPOT)]

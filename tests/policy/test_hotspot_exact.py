@@ -12,7 +12,7 @@ from bench.exact import optimum, random_instance
 from tests.policy.oracle import apply, usable, used
 
 # no balance moves (a 100 % cut is never reached) and no budget: the exact problem has neither
-ARGS = PlanArgs(policy=PolicyArgs(max_moves_per_tick=1000, min_improvement=1.0))
+ARGS = PlanArgs(policy=PolicyArgs(max_moves_per_tick=1000, min_improvement=1.0, min_overload_cut=1.0))
 SEEDS = range(20)
 
 

@@ -9,7 +9,7 @@ from balancer.reasons import Reason
 from tests.builders import GIB, NOW, disk, host, snapshot, vm
 from tests.policy.oracle import apply, usable, used
 
-NO_BALANCE = PlanArgs(policy=PolicyArgs(min_improvement=1.0))
+NO_BALANCE = PlanArgs(policy=PolicyArgs(min_improvement=1.0, min_overload_cut=1.0))
 
 
 def stuck_hot_host():  # type: ignore[no-untyped-def]
