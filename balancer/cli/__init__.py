@@ -70,7 +70,7 @@ _ANY_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 def _lab_not_installed(
     args: list[str] | None = typer.Argument(None, hidden=True),
 ) -> None:
-    """A local cluster of libvirtd hosts with real guests (not installed: pip install 'balancer[lab]')."""
+    """A local cluster of libvirtd hosts with real guests (not installed: pip install 'balancer\\[lab]')."""
     fail_without_lab("lab")
 
 

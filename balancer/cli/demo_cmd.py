@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         keep_lab: bool = typer.Option(False, "--keep-lab", help="Leave the lab up when the demo ends."),
     ) -> None:
         """Run the balancer against a local lab: balance an uneven cluster, then drain a host
-        (needs the lab: pip install 'balancer[lab]')."""
+        (needs the lab: pip install 'balancer\\[lab]')."""
         try:
             from balancer.lab import Lab
         except ModuleNotFoundError as exc:
