@@ -73,7 +73,7 @@ def test_the_lease_lasts_one_interval_unless_configured() -> None:
 def test_build_wires_one_instance_and_the_leases_news_reaches_the_service(
     make_service: Callable[..., Running],
 ) -> None:
-    r = make_service(automation="recommend", api={"listen": "127.0.0.1:9999"})
+    r = make_service(automation="recommend", api={"listen": "127.0.0.1:9999"}, service={})
     assert (r.api_url, r.cfg.automation, r.service.cfg is r.cfg) == (
         "http://127.0.0.1:9999",
         "recommend",

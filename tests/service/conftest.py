@@ -50,6 +50,11 @@ def make_service(tmp_path: Path) -> Iterator[Callable[..., Running]]:
             "store": {"url": store_url or f"sqlite:///{tmp_path}/balancer.db"},
             "collection": {"interval_seconds": 1, "window": 1},
             "thresholds": {"hold_ticks": 1},
+            # These tests tick by hand and renew the lease themselves, once: no keeper renews it between
+            # ticks, so the default lease (one 1 s interval) lapsed between two ticks on a loaded CI
+            # machine and the tick's leader-only write was refused (LeaseLost). Tests of the default
+            # lease length pass service={} to get it.
+            "service": {"lease_seconds": 60},
         }
         data.update(sections)
         cfg: Config = parse(data)
