@@ -338,6 +338,8 @@ class PlannerState:
     draining: frozenset[str] = frozenset()
     in_flight: tuple[Move, ...] = ()
     recent: tuple[PastMove, ...] = ()
+    # the proposal operators are reviewing (recommend mode): kept while it is as good as a fresh plan
+    standing: tuple[Move, ...] = ()
 
 
 class MoveState(StrEnum):

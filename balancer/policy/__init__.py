@@ -20,6 +20,10 @@ Ties are broken by name order (hosts and VMs are sorted by name first), so the s
 an equal Plan whatever order the snapshot lists things in; nothing is left to chance. Moves are listed in the
 order they must run: a later move may rely on room an earlier one frees (``make_room`` moves, a
 hotspot's chain of relief).
+
+A standing proposal (``PlannerState.standing``, recommend mode) is kept while it is as good as the fresh
+plan by the planner's own measures, so noise does not replace the proposal an operator is reviewing
+(standing.py).
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from balancer.model import Plan, PlannerState, Snapshot
-from balancer.policy import balance, drain, hotspot, repair
+from balancer.policy import balance, drain, hotspot, repair, standing
 from balancer.policy.args import PolicyArgs, RulesArgs, ThresholdArgs
-from balancer.policy.workspace import Workspace
+from balancer.policy.workspace import Checkpoint, Workspace
 
 GOALS = (drain, repair, hotspot, balance)
 
@@ -53,6 +57,19 @@ def plan(snapshot: Snapshot, state: PlannerState, args: PlanArgs, now: float) ->
     """Moves (with reasons, costs and predicted loads) and skips for one tick; deterministic."""
     ws = workspace(snapshot, state, args, now)
     start = ws.checkpoint()
+    _plan_fresh(ws, start)
+    if state.standing:  # keep the proposal operators are reviewing while it is as good (standing.py)
+        fresh, fresh_measure = ws.checkpoint(), standing.measure(ws)
+        ws.restore(start)
+        kept = standing.replay(ws, state.standing) and standing.measure(ws).no_worse_than(
+            fresh_measure, standing.tolerance(ws, fresh_measure)
+        )
+        if not kept:
+            ws.restore(fresh)
+    return ws.to_plan()
+
+
+def _plan_fresh(ws: Workspace, start: Checkpoint) -> None:
     for goal in GOALS[:-1]:
         goal.run(ws)
     if ws.arr.draining.any() and ws.overloaded_hosts():  # a drain may have taken the room relief needs
@@ -65,7 +82,6 @@ def plan(snapshot: Snapshot, state: PlannerState, args: PlanArgs, now: float) ->
         if not (better and alt[0] <= first[0]):
             ws.restore(kept)
     balance.run(ws)
-    return ws.to_plan()
 
 
 def _score(ws: Workspace) -> tuple[int, int, float]:

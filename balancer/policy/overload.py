@@ -39,13 +39,27 @@ from balancer.reasons import Reason
 CELLS = 1 << 16  # VM × host cells scored per chunk
 
 
-def run(ws: Workspace) -> None:
+def levels(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
+    """(V,) each VM's expected CPU level and its variance (cores, cores²)."""
     arr = ws.arr
     if arr.forecast is not None:
-        level, var = arr.forecast.level, vm_variance(arr.forecast)
-    else:  # planned on cpu_cores: the spread it carries is all we know of its noise
-        level = np.array([v.cpu_cores for v in arr.vms], dtype=np.float64)
-        var = np.array([v.cpu_std_cores for v in arr.vms], dtype=np.float64) ** 2
+        return arr.forecast.level, vm_variance(arr.forecast)
+    # planned on cpu_cores: the spread it carries is all we know of its noise
+    level = np.array([v.cpu_cores for v in arr.vms], dtype=np.float64)
+    var = np.array([v.cpu_std_cores for v in arr.vms], dtype=np.float64) ** 2
+    return level, var
+
+
+def expected_over(ws: Workspace) -> float:
+    """The expected number of active hosts over their CPU mark, with the VMs where ``ws`` has them now."""
+    level, var = levels(ws)
+    chance = HostRisk.of(level, var, ws.home, ws.arr.mark[:, 0]).chance()
+    return float(chance[ws.arr.active].sum())
+
+
+def run(ws: Workspace) -> None:
+    arr = ws.arr
+    level, var = levels(ws)
     risk = HostRisk.of(level, var, ws.home, arr.mark[:, 0])
     need = ws.policy.min_overload_cut
     made = 0

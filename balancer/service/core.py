@@ -47,7 +47,7 @@ from balancer.service.efficacy import Efficacy
 from balancer.service.events import ServiceSink
 from balancer.service.leadership import LeaderTerm, LeaseKeeper
 from balancer.store import Store
-from balancer.store.records import DrainRequest, DrainState, MoveStatus
+from balancer.store.records import DrainRequest, DrainState, MoveStatus, PlanStatus
 
 log = logging.getLogger("balancer.service")
 _FOLLOW = {
@@ -215,7 +215,10 @@ class Service:
                     acting = self._acting(term, now, unfinished, open_drains)
                     acting.start_approved()  # before planning, so the plan counts them as in flight
                     state = PlannerState(
-                        draining=frozenset(open_drains), in_flight=self._in_flight_moves(), recent=recent
+                        draining=frozenset(open_drains),
+                        in_flight=self._in_flight_moves(),
+                        recent=recent,
+                        standing=self._standing_proposal(),
                     )
                     t0 = time.monotonic()
                     plan = make_plan(snap, state, wiring.plan_args(self.cfg), now)
@@ -244,6 +247,14 @@ class Service:
         )
         self.control.ticked(time.monotonic())
         return plan
+
+    def _standing_proposal(self) -> tuple[Move, ...]:
+        """The moves of the proposal operators are reviewing (recommend mode): the planner keeps them
+        while they are as good as a fresh plan, so noise does not replace it tick after tick."""
+        if self.cfg.automation != "recommend":
+            return ()
+        current = self.store.plans(status=PlanStatus.PROPOSED, limit=1)
+        return current[0].plan.moves if current else ()
 
     # ------------------------------------------------------------------ leadership
     def current_runner(self) -> Runner | None:

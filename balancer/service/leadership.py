@@ -14,6 +14,13 @@ blocked in a store call itself). A store blip shorter than the lease costs nothi
 retry; leadership ends only when the deadline passes or the store refuses the renewal (expired, or
 taken over). A lost term is never renewed: the next grant is a new epoch.
 
+A term's validity is monotone: once anyone has seen its deadline pass (the executor's dispatcher, which
+then stops admitting and detaches its Runner), the term is over for good, even if a renewal that was
+already on its way comes back granted. The keeper then takes a new term at once (the store lets a holder
+replace its own lease, in a new epoch), so the new term adopts what the lapsed one left, queued moves
+included. Reviving the lapsed term instead would leave a detached Runner serving a "valid" term: every
+queued move stuck, nothing started again until a restart (seen under CI load with a 1 s lease).
+
 With ttl = one collection interval (the default), a leader that dies is replaced within
 ``ttl + ttl / 3``, under two ticks. The holder id carries the API URL so followers can name the leader.
 """
@@ -77,6 +84,7 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._term: LeaderTerm | None = None
         self._valid_until = 0.0
+        self._lapsed = False  # someone saw the held term's deadline pass: it is over for good
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="leader-lease", daemon=True)
 
@@ -88,15 +96,20 @@ class LeaseKeeper:
     def term(self) -> LeaderTerm | None:
         """The term this process leads now, or None."""
         with self._lock:
-            term = self._term
-            valid = term is not None and self.monotonic() < self._valid_until
-        return term if valid else None
+            return self._term if self._alive_locked() else None
 
     def valid_for(self, epoch: int) -> bool:
         with self._lock:
-            return (
-                self._term is not None and self._term.epoch == epoch and self.monotonic() < self._valid_until
-            )
+            return self._term is not None and self._term.epoch == epoch and self._alive_locked()
+
+    def _alive_locked(self) -> bool:
+        """Whether the held term's deadline is still ahead; the first reading past it ends the term."""
+        if self._term is None or self._lapsed:
+            return False
+        if self.monotonic() < self._valid_until:
+            return True
+        self._lapsed = True
+        return False
 
     def is_leader(self) -> bool:
         return self.term() is not None
@@ -110,7 +123,7 @@ class LeaseKeeper:
         """Stop renewing and hand the lease over at once (another instance need not wait for expiry)."""
         self._stop.set()
         with self._lock:
-            term, self._term, self._valid_until = self._term, None, 0.0
+            term, self._term, self._valid_until, self._lapsed = self._term, None, 0.0, False
         if self._thread.is_alive():
             self._thread.join(timeout=self.ttl)
         if term is not None:
@@ -124,6 +137,11 @@ class LeaseKeeper:
         """One round: renew our term, or acquire a new one; returns the term held afterwards."""
         with self._lock:
             held = self._term
+            lapsed = held is not None and not self._alive_locked()
+        if lapsed:
+            assert held is not None
+            self._lose(held, "its deadline passed before a renewal reached the store")
+            held = None
         sent = self.monotonic()
         try:
             if held is not None:
@@ -145,8 +163,15 @@ class LeaseKeeper:
         term = LeaderTerm(grant.epoch, Fence(self.holder, grant.epoch), self) if fresh else held
         assert term is not None
         with self._lock:
-            self._term = term
-            self._valid_until = sent + self.ttl - self.margin
+            revived = not fresh and (self._term is not held or self._lapsed)
+            if not revived:
+                self._term, self._lapsed = term, False
+                self._valid_until = sent + self.ttl - self.margin
+        if revived:
+            # the deadline passed (and was seen) while this renewal was on its way: that term stays over
+            assert held is not None
+            self._lose(held, "its deadline passed while the renewal was on its way")
+            return self.renew()
         if fresh:
             log.info("event=leader_acquired holder=%s epoch=%d ttl=%.1f", self.holder, term.epoch, self.ttl)
             self.on_change(term)
@@ -154,7 +179,7 @@ class LeaseKeeper:
 
     def _expire_if_due(self, held: LeaderTerm) -> None:
         with self._lock:
-            due = self._term is held and self.monotonic() >= self._valid_until
+            due = self._term is held and not self._alive_locked()
         if due:
             self._lose(held, "no renewal reached the store before the lease's deadline")
 
@@ -162,7 +187,7 @@ class LeaseKeeper:
         with self._lock:
             if self._term is not held:
                 return
-            self._term, self._valid_until = None, 0.0
+            self._term, self._valid_until, self._lapsed = None, 0.0, False
         log.warning("event=leader_lost holder=%s epoch=%d why=%r", self.holder, held.epoch, why)
         self.on_change(None)
 

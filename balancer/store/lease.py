@@ -10,7 +10,10 @@ Clocks. Expiry is judged by one clock that every contender shares, never by comp
 Statements:
 
 * acquire: ``UPDATE ... SET holder, epoch = epoch + 1, expires_at = now + ttl WHERE expires_at <= now OR
-  clock <> mine`` (and, for the very first lease, ``INSERT ... ON CONFLICT DO NOTHING`` with epoch 1).
+  clock <> mine OR holder = me`` (and, for the very first lease, ``INSERT ... ON CONFLICT DO NOTHING``
+  with epoch 1). A holder may replace its own unexpired lease: a process whose term lapsed locally
+  (its deadline passed before a renewal came back) starts a new term at once, and the new epoch fences
+  off anything still acting under the old one. Holder ids are unique per process start.
   On PostgreSQL (READ COMMITTED) a racing UPDATE waits for the other's row lock and re-checks its WHERE
   against the new row, so exactly one contender wins; SQLite serialises writers (BEGIN IMMEDIATE).
 * renew: only the holder, at its epoch, before expiry. A lease that expired is never renewed: its
@@ -63,11 +66,14 @@ def now_expr(conn: Connection, local: LocalClock = time.monotonic) -> Any:
 
 
 def acquire(conn: Connection, name: str, holder: str, ttl: float, local: LocalClock) -> LeaseGrant | None:
-    """Take the lease if it is free or expired (a new epoch); None when someone else holds it."""
+    """Take the lease if it is free, expired or our own (a new epoch); None when someone else holds it."""
     now, clock = now_expr(conn, local), clock_id(conn)
     taken = conn.execute(
         update(leader)
-        .where(leader.c.name == name, or_(leader.c.expires_at <= now, leader.c.clock != clock))
+        .where(
+            leader.c.name == name,
+            or_(leader.c.expires_at <= now, leader.c.clock != clock, leader.c.holder == holder),
+        )
         .values(holder=holder, epoch=leader.c.epoch + 1, expires_at=now + ttl, clock=clock)
         .returning(leader.c.epoch, leader.c.expires_at)
     ).first()

@@ -393,7 +393,7 @@ class Store:
 
     # ------------------------------------------------------------------ leader lease
     def acquire_lease(self, holder: str, ttl: float, *, name: str = DEFAULT_LEASE) -> LeaseGrant | None:
-        """Take the lease if it is free or expired by the store's clock, in a new term (epoch + 1)."""
+        """Take the lease if it is free, expired by the store's clock, or ours, in a new term (epoch + 1)."""
         _check_ttl(ttl)
         return self._lease_call(
             f"acquire_lease {name}", lambda c: lease.acquire(c, name, holder, ttl, self._lease_clock)

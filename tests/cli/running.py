@@ -29,7 +29,9 @@ def config(tmp_path: Path, **extra: Any) -> Path:
         "collection": {"interval_seconds": 1, "window": 1},
         "thresholds": {"hold_ticks": 1},
         "api": {"listen": f"127.0.0.1:{free_port()}", "tokens": [{"name": "ops", "token": TOKEN}]},
-        "service": {"shutdown_grace_seconds": 0},
+        # a lease longer than the 1 s default: on a loaded CI machine a 1 s term can lapse between two
+        # renewals, and the new term then ends the CLI's queued move (leader_changed) before it starts
+        "service": {"shutdown_grace_seconds": 0, "lease_seconds": 30},
     }
     data.update(extra)
     p = tmp_path / "config.yaml"

@@ -85,3 +85,35 @@ def test_stop_hands_the_lease_over_at_once(tmp_path: Path) -> None:
     assert not term.valid() and changes == [term, None]
     b = keeper(tmp_path, "b", 30.0, clock, [])
     assert b.renew() is not None  # no need to wait 30 s
+
+
+def test_a_term_seen_lapsed_never_comes_back_and_a_new_one_starts_at_once(tmp_path: Path) -> None:
+    clock, changes = Clock(), []  # type: ignore[var-annotated]
+    k = keeper(tmp_path, "a", 10.0, clock, changes)
+    first = k.renew()
+    assert first is not None
+    clock.t += 9.0  # past the local deadline (8 s), before the store's expiry (10 s)
+    assert not first.valid()  # the executor's dispatcher sees it and detaches its Runner
+    assert k.store.current_leader().epoch == first.epoch  # type: ignore[union-attr]
+    second = k.renew()  # a renewal would still be granted by the store: it must not revive the term
+    assert second is not None and second.epoch == first.epoch + 1  # no waiting for the store's expiry
+    assert not first.valid() and second.valid()
+    assert changes == [first, None, second]
+
+
+def test_a_renewal_granted_after_the_term_was_seen_lapsed_starts_a_new_term(tmp_path: Path) -> None:
+    clock, changes = Clock(), []  # type: ignore[var-annotated]
+    k = keeper(tmp_path, "a", 10.0, clock, changes)
+    first = k.renew()
+    assert first is not None
+    store_renew = k.store.renew_lease
+
+    def slow_renewal(holder: str, epoch: int, ttl: float) -> object:
+        clock.t += 9.0  # the renewal takes longer than the time the term had left...
+        assert not first.valid()  # ...and someone saw the deadline pass meanwhile
+        return store_renew(holder, epoch, ttl)  # the store still grants it (its expiry is 10 s)
+
+    k.store.renew_lease = slow_renewal  # type: ignore[method-assign]
+    second = k.renew()
+    assert second is not None and second.epoch == first.epoch + 1
+    assert not first.valid() and changes == [first, None, second]

@@ -173,8 +173,15 @@ def test_the_service_proposes_once_cpu_rates_are_known_and_keeps_the_proposal_ac
     assert r.store.plans() == ()
     made = r.service.tick()
     assert made is not None and made.moves
+    assert r.store.plans(status=PlanStatus.PROPOSED)
+    # the first CPU rates of a test-driver host span a partial interval (host a read 3.1 cores, then
+    # 4.0): the next plan may truly differ (relief added). From then on the load is steady, and noise
+    # between equal choices must not replace the proposal (policy/standing.py)
+    r.service.tick()
     (row,) = r.store.plans(status=PlanStatus.PROPOSED)
     assert r.service.live().plan_id == row.id
-    r.service.tick()
-    (again,) = r.store.plans(status=PlanStatus.PROPOSED)
-    assert again.id == row.id and again.expires_at > row.expires_at  # type: ignore[operator]
+    for _ in range(3):
+        r.service.tick()
+        (again,) = r.store.plans(status=PlanStatus.PROPOSED)
+        assert again.id == row.id and again.expires_at > row.expires_at  # type: ignore[operator]
+        row = again

@@ -5,6 +5,7 @@ leader's name, requests are checked with stable codes, a new term adopts what ol
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 
 import pytest
@@ -14,7 +15,8 @@ from balancer.api.context import NotLeader
 from balancer.api.schemas import MigrationCreate
 from balancer.daemon import Running
 from balancer.errors import Conflict, ErrorCode, NotFound, NotReady
-from balancer.model import MoveState
+from balancer.executor.journal import Journal, new_record
+from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
 from balancer.store.records import DrainState
 from tests.leader import fence_of
@@ -163,3 +165,40 @@ def test_an_intake_reapplies_drains_to_the_live_view_without_a_tick(
     assert r.service.live().snapshot.host("b").state.value == "draining"  # type: ignore[union-attr]
     (d,) = r.store.drains()
     assert d.state == DrainState.OPEN
+
+
+class _Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_term_that_lapsed_is_replaced_at_once_and_nothing_it_queued_is_stranded(
+    make_service: Callable[..., Running],
+) -> None:
+    # Seen in CI under load with a 1 s lease: the lease thread renewed a little late, the executor's
+    # dispatcher saw the deadline pass and dropped its queue, then the late renewal revived the same
+    # epoch: nobody ever adopted the dropped manual move and every later request met a detached Runner.
+    r = make_service()
+    clock = _Clock(time.monotonic())
+    r.lease.monotonic = clock  # the keeper's deadline clock; the store keeps its own
+    first = r.lease.renew()
+    assert first is not None
+    ticked(r)
+    journal = Journal(r.store.journal(first.fence))
+    move = Move("web1", "a", "c", Reason.MANUAL, MoveCost(0, 0, 0, 0.0), detail="by ops")
+    stranded = journal.create(new_record(move, r.store.now(), 50))  # queued, then dropped at the lapse
+    clock.t += 61.0  # past the 60 s lease's local deadline; the store's lease has not expired yet
+    assert r.lease.term() is None
+    second = r.lease.renew()
+    assert second is not None and second.epoch == first.epoch + 1
+    ticked(r, 1)
+    ended = r.store.get_record(stranded.id)
+    assert (ended.state, ended.outcome) == (MoveState.ABORTED, Reason.LEADER_CHANGED)
+    assert ended.epoch == second.epoch
+    rec = r.service.migrate(MigrationCreate(vm="web1", target="c"), "ops")  # the new term's Runner acts
+    assert rec.epoch == second.epoch
+    done = wait_for("the new move to end", lambda: r.store.get_record(rec.id).state.final, 60)
+    assert done and r.store.get_record(rec.id).state == MoveState.REFUSED  # test driver: target_no_memory
