@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from balancer.model import Plan, PlannerState, Snapshot
 from balancer.policy import balance, drain, hotspot, repair, standing
 from balancer.policy.args import PolicyArgs, RulesArgs, ThresholdArgs
+from balancer.policy.measure import measure
 from balancer.policy.workspace import Checkpoint, Workspace
 
 GOALS = (drain, repair, hotspot, balance)
@@ -59,11 +60,9 @@ def plan(snapshot: Snapshot, state: PlannerState, args: PlanArgs, now: float) ->
     start = ws.checkpoint()
     _plan_fresh(ws, start)
     if state.standing:  # keep the proposal operators are reviewing while it is as good (standing.py)
-        fresh, fresh_measure = ws.checkpoint(), standing.measure(ws)
+        fresh, fresh_measure = ws.checkpoint(), measure(ws)
         ws.restore(start)
-        kept = standing.replay(ws, state.standing) and standing.measure(ws).no_worse_than(
-            fresh_measure, standing.tolerance(ws, fresh_measure)
-        )
+        kept = standing.replay(ws, state.standing) and standing.as_good(ws, measure(ws), fresh_measure)
         if not kept:
             ws.restore(fresh)
     return ws.to_plan()
@@ -73,21 +72,17 @@ def _plan_fresh(ws: Workspace, start: Checkpoint) -> None:
     for goal in GOALS[:-1]:
         goal.run(ws)
     if ws.arr.draining.any() and ws.overloaded_hosts():  # a drain may have taken the room relief needs
-        first, kept = _score(ws), ws.checkpoint()
+        first, kept = measure(ws), ws.checkpoint()
         ws.restore(start)
         for goal in (repair, hotspot, drain):
             goal.run(ws)
-        alt = _score(ws)
-        better = alt[1] < first[1] or (alt[1] == first[1] and alt[2] < first[2])
-        if not (better and alt[0] <= first[0]):
+        alt = measure(ws)
+        better = alt.overloaded < first.overloaded or (
+            alt.overloaded == first.overloaded and alt.bytes < first.bytes
+        )
+        if not (better and alt.left_on_draining <= first.left_on_draining):
             ws.restore(kept)
     balance.run(ws)
-
-
-def _score(ws: Workspace) -> tuple[int, int, float]:
-    """VMs left on draining hosts, hosts over a mark, bytes of all moves."""
-    left = int(ws.arr.draining[ws.home[ws.home >= 0]].sum())
-    return left, len(ws.overloaded_hosts()), float(sum(m.cost.total_bytes for m in ws.moves))
 
 
 __all__ = ["GOALS", "PlanArgs", "plan", "workspace"]

@@ -18,13 +18,12 @@ approved it), or that drain or repair planned again this tick, is not planned tw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from balancer.model import Move
-from balancer.policy import balance, drain, hotspot, overload, repair
+from balancer.policy import balance, drain, hotspot, repair
 from balancer.policy.constraints import Goal, feasible_rows
+from balancer.policy.measure import Measure
 from balancer.policy.workspace import Workspace
 from balancer.reasons import Reason
 
@@ -38,32 +37,17 @@ _GOAL: dict[Reason, Goal] = {
 }
 
 
-@dataclass(frozen=True)
-class Measure:
-    """What a plan leaves, by the planner's own yardsticks (smaller is better for each)."""
-
-    left_on_draining: int
-    overloaded: int
-    objective: float  # expected hosts over the CPU mark, or the imbalance (policy.balance_objective)
-    bytes: float
-
-    def no_worse_than(self, fresh: Measure, tolerance: float) -> bool:
-        return (
-            self.left_on_draining <= fresh.left_on_draining
-            and self.overloaded <= fresh.overloaded
-            and self.objective <= fresh.objective + tolerance
-            and self.bytes <= fresh.bytes * (1.0 + BYTES_SLACK)
-        )
+def as_good(ws: Workspace, standing: Measure, fresh: Measure) -> bool:
+    """Whether the plan with the standing moves is no worse than the fresh one, within the margins."""
+    return (
+        standing.left_on_draining <= fresh.left_on_draining
+        and standing.overloaded <= fresh.overloaded
+        and standing.objective <= fresh.objective + _tolerance(ws, fresh)
+        and standing.bytes <= fresh.bytes * (1.0 + BYTES_SLACK)
+    )
 
 
-def measure(ws: Workspace) -> Measure:
-    left = int(ws.arr.draining[ws.home[ws.home >= 0]].sum())
-    objective = overload.expected_over(ws) if ws.policy.balance_objective == "overload" else ws.current
-    nbytes = float(sum(m.cost.total_bytes for m in ws.moves))
-    return Measure(left, len(ws.overloaded_hosts()), objective, nbytes)
-
-
-def tolerance(ws: Workspace, fresh: Measure) -> float:
+def _tolerance(ws: Workspace, fresh: Measure) -> float:
     """The objective margin a single balance move must buy: smaller differences are noise to the planner."""
     if ws.policy.balance_objective == "overload":
         return float(ws.policy.min_overload_cut)
