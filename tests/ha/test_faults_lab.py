@@ -211,6 +211,52 @@ def test_store_outages_shorter_than_the_lease_keep_the_term_longer_ones_end_it(
     check_arrivals(lab, beats, not_on="h2")
 
 
+def test_a_pause_past_the_local_deadline_inside_the_stores_lease_starts_a_new_term(
+    lab: Lab, lab_guest: Any, pg: PgServer, tmp_path: Path, rng: random.Random
+) -> None:
+    """One instance drains h3 (3 guests) with an 8 s lease: its local deadline is 6.4 s after a renewal
+    is sent, the store's expiry 8 s. Paused (SIGSTOP) right after a renewal for 6.5-7.5 s mid-migration, it
+    resumes past its own deadline while a renewal would still be granted: that term must stay over (its
+    executor stopped on the deadline), and the same process leads again at once in a new epoch, adopting
+    what the lapsed term left. Reviving the old epoch had left a detached executor and a stuck queue."""
+    beats = guests(lab_guest, lab, "h3", 3, "lapse")
+    url, history = schema(pg, "ha_lapse")
+    base = lab_base(lab, url, service={"lease_seconds": 8, "shutdown_grace_seconds": 0})
+    with Store.open(url) as store, fleet_of(tmp_path, base) as fleet, JobMonitor(lab) as monitor:
+        only = fleet.start("only")
+        assert fleet.wait_leader(store) is only
+        assert only.post("/v1/drains", {"host": "h3"}).status_code == 201
+        wait_for("a migration off h3", lambda: migrating(store, "h3"), 120)
+        threading.Event().wait(rng.uniform(0.2, 3.0))
+        before = store.current_leader()
+        assert before is not None
+        renewed = wait_for(
+            "a renewal",
+            lambda: (cur := store.current_leader()) and cur.expires_at > before.expires_at and cur,
+            10,
+            every=0.02,
+        )
+        only.pause()
+        threading.Event().wait(rng.uniform(6.5, 7.5))
+        still = store.current_leader()
+        only.resume()
+        assert still is not None and (still.holder, still.epoch) == (renewed.holder, renewed.epoch), (
+            "the pause must end inside the store's lease, or this tests only an expiry"
+        )
+        lease = wait_for(
+            "a new term", lambda: (cur := store.current_leader()) and cur.epoch > renewed.epoch and cur, 30
+        )
+        assert f"/{only.pid}/" in lease.holder  # the same process, at once, in a new epoch
+        wait_for("the drain to finish", lambda: drain_done(store, "h3"), 300)
+        check_limits(monitor, lab)
+        history.check()
+        lost = [str(e.get("why", "")) for e in only.events("leader_lost")]
+        assert any("deadline passed" in why for why in lost), lost
+        records = store.records()
+        assert sorted(r.vm for r in records if r.state == MoveState.SUCCEEDED) == sorted(beats)
+    check_arrivals(lab, beats, not_on="h3")
+
+
 def test_an_operators_migration_and_an_undrain_go_through_the_leaders_queue(
     lab: Lab, lab_guest: Any, pg: PgServer, tmp_path: Path, rng: random.Random
 ) -> None:
