@@ -41,6 +41,7 @@ from balancer.model import (
 from balancer.reasons import Reason
 from balancer.store import Store
 from tests.builders import GIB, NOW, host, snapshot, vm
+from tests.clock import ManualClock
 
 WRITE_TOKEN = "w" * 16 + "-write-token"
 READ_TOKEN = "r" * 16 + "-read-token"
@@ -174,11 +175,8 @@ class StandIn:
 
 
 @dataclass
-class Clock:
+class Clock(ManualClock):
     now: float = NOW + 60
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def context(

@@ -11,15 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from balancer.daemon.loop import Loop
+from tests.clock import ManualClock
 from tests.waiting import wait_for
-
-
-@dataclass
-class Clock:
-    now: float = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -27,7 +20,7 @@ class Steps:
     """A service for the loop: records when each tick and intake ran; a tick or an intake moves the
     clock by what it 'took'; the loop stops after ``ticks`` ticks."""
 
-    clock: Clock
+    clock: ManualClock
     stop: threading.Event
     ticks: int
     tick_cost: list[float] = field(default_factory=list)  # per tick, in order; 0 when not listed
@@ -54,7 +47,7 @@ def run(steps: Steps, interval: float, **kw: object) -> Loop:
 
 
 def test_a_tick_every_interval_with_intake_in_between() -> None:
-    clock, stop = Clock(), threading.Event()
+    clock, stop = ManualClock(), threading.Event()
     steps = Steps(clock, stop, ticks=3)
     seen: list[int] = []
     between: list[float] = []
@@ -69,7 +62,7 @@ def test_a_tick_every_interval_with_intake_in_between() -> None:
 def test_an_overrunning_tick_is_followed_by_one_coalesced_tick_not_a_burst(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock, stop = Clock(), threading.Event()
+    clock, stop = ManualClock(), threading.Event()
     steps = Steps(clock, stop, ticks=3, tick_cost=[35.0])  # the first tick takes three and a half intervals
     caplog.set_level(logging.WARNING, logger="balancer.daemon")
     run(steps, 10.0)
@@ -78,7 +71,7 @@ def test_an_overrunning_tick_is_followed_by_one_coalesced_tick_not_a_burst(
 
 
 def test_a_tick_slower_than_one_interval_only_is_not_reported() -> None:
-    clock, stop = Clock(), threading.Event()
+    clock, stop = ManualClock(), threading.Event()
     steps = Steps(clock, stop, ticks=3, tick_cost=[12.0])
     run(steps, 10.0)
     assert steps.tick_times == [0.0, 12.0, 22.0]

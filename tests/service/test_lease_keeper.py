@@ -4,21 +4,13 @@ margins, renewals that keep one term, a second instance waiting its turn, the re
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from balancer.service.leadership import LeaseKeeper, holder_id, margin_for
 from balancer.store import Store
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import ManualClock
 
 
 @pytest.fixture
@@ -32,7 +24,9 @@ def store(url: str) -> Iterator[Store]:
         yield s
 
 
-def keeper(store: Store, name: str, clock: Clock, ttl: float = 30.0) -> tuple[LeaseKeeper, list[object]]:
+def keeper(
+    store: Store, name: str, clock: ManualClock, ttl: float = 30.0
+) -> tuple[LeaseKeeper, list[object]]:
     changes: list[object] = []
     k = LeaseKeeper(store, name, ttl, on_change=changes.append, monotonic=clock)
     return k, changes
@@ -45,7 +39,7 @@ def test_holder_ids_name_the_api_and_margins_are_a_fifth_of_the_ttl_at_most_two_
 
 
 def test_renewals_keep_the_term_and_move_its_deadline(store: Store) -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     k, changes = keeper(store, "one", clock)
     first = k.renew()
     clock.now += 20.0
@@ -56,7 +50,7 @@ def test_renewals_keep_the_term_and_move_its_deadline(store: Store) -> None:
 
 
 def test_a_second_keeper_waits_and_takes_over_once_the_first_stops(store: Store, url: str) -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     one, one_changes = keeper(store, "one", clock)
     with Store.open(url) as other:
         two, two_changes = keeper(other, "two", clock)

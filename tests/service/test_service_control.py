@@ -19,6 +19,7 @@ from balancer.executor.journal import Journal, new_record
 from balancer.model import Move, MoveCost, MoveState
 from balancer.reasons import Reason
 from balancer.store.records import DrainState
+from tests.clock import ManualClock
 from tests.leader import fence_of
 from tests.store.builders import record
 from tests.waiting import wait_for
@@ -167,14 +168,6 @@ def test_an_intake_reapplies_drains_to_the_live_view_without_a_tick(
     assert d.state == DrainState.OPEN
 
 
-class _Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def test_a_term_that_lapsed_is_replaced_at_once_and_nothing_it_queued_is_stranded(
     make_service: Callable[..., Running],
 ) -> None:
@@ -182,7 +175,7 @@ def test_a_term_that_lapsed_is_replaced_at_once_and_nothing_it_queued_is_strande
     # dispatcher saw the deadline pass and dropped its queue, then the late renewal revived the same
     # epoch: nobody ever adopted the dropped manual move and every later request met a detached Runner.
     r = make_service()
-    clock = _Clock(time.monotonic())
+    clock = ManualClock(time.monotonic())
     r.lease.monotonic = clock  # the keeper's deadline clock; the store keeps its own
     first = r.lease.renew()
     assert first is not None
@@ -190,7 +183,7 @@ def test_a_term_that_lapsed_is_replaced_at_once_and_nothing_it_queued_is_strande
     journal = Journal(r.store.journal(first.fence))
     move = Move("web1", "a", "c", Reason.MANUAL, MoveCost(0, 0, 0, 0.0), detail="by ops")
     stranded = journal.create(new_record(move, r.store.now(), 50))  # queued, then dropped at the lapse
-    clock.t += 61.0  # past the 60 s lease's local deadline; the store's lease has not expired yet
+    clock.now += 61.0  # past the 60 s lease's local deadline; the store's lease has not expired yet
     assert r.lease.term() is None
     second = r.lease.renew()
     assert second is not None and second.epoch == first.epoch + 1
