@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,10 @@ import pytest
 import yaml
 
 from balancer.lab import Lab
-from balancer.model import MoveState
+from balancer.model import MigrationRecord, MoveState
 from balancer.reasons import Reason
 from balancer.store import Store
-from tests.ha.fleet import Fleet, JobMonitor, JournalHistory, every_vm_runs_once
+from tests.ha.fleet import Fleet, Instance, JobMonitor, JournalHistory, every_vm_runs_once
 from tests.pg import PgServer, start_server
 from tests.waiting import wait_for
 
@@ -122,6 +123,45 @@ def fleet_of(tmp_path: Path, base: dict[str, Any]) -> Iterator[Fleet]:
         fleet.stop()
 
 
+@dataclass
+class LoneDrain:
+    """One instance (8 s lease) draining ``host`` of its guests, a migration under way."""
+
+    store: Store
+    only: Instance
+    history: JournalHistory
+    monitor: JobMonitor
+    beats: dict[str, int]
+    host: str
+
+    def finished_within_limits(self, lab: Lab) -> tuple[MigrationRecord, ...]:
+        """The drain completed, never over the limits, no final record rewritten, every guest moved."""
+        wait_for("the drain to finish", lambda: drain_done(self.store, self.host), 300)
+        check_limits(self.monitor, lab)
+        self.history.check()
+        records = self.store.records()
+        assert sorted(r.vm for r in records if r.state == MoveState.SUCCEEDED) == sorted(self.beats)
+        return records
+
+
+@contextmanager
+def lone_drain(
+    lab: Lab, lab_guest: Any, pg: PgServer, tmp_path: Path, host: str, name: str
+) -> Iterator[LoneDrain]:
+    """3 quiet guests on ``host``, one `balancer run` on a PostgreSQL schema of its own draining it; on a
+    clean exit, every guest runs once elsewhere and arrived live."""
+    beats = guests(lab_guest, lab, host, 3, name)
+    url, history = schema(pg, f"ha_{name}")
+    base = lab_base(lab, url, service={"lease_seconds": 8, "shutdown_grace_seconds": 0})
+    with Store.open(url) as store, fleet_of(tmp_path, base) as fleet, JobMonitor(lab) as monitor:
+        only = fleet.start("only")
+        assert fleet.wait_leader(store) is only
+        assert only.post("/v1/drains", {"host": host}).status_code == 201
+        wait_for(f"a migration off {host}", lambda: migrating(store, host), 120)
+        yield LoneDrain(store, only, history, monitor, beats, host)
+    check_arrivals(lab, beats, not_on=host)
+
+
 def test_a_paused_leader_then_a_killed_one_are_replaced_and_never_act_beside_their_successor(
     lab: Lab, lab_guest: Any, pg: PgServer, tmp_path: Path, rng: random.Random
 ) -> None:
@@ -177,14 +217,8 @@ def test_store_outages_shorter_than_the_lease_keep_the_term_longer_ones_end_it(
     """One instance drains h2 (3 guests) with an 8 s lease: PostgreSQL stopped 3 s mid-migration keeps
     its term; stopped 12 s ends it, and the same process leads again in a new term, adopting its own
     detached migration instead of reconciling one it still runs."""
-    beats = guests(lab_guest, lab, "h2", 3, "blip")
-    url, history = schema(pg, "ha_outage")
-    base = lab_base(lab, url, service={"lease_seconds": 8, "shutdown_grace_seconds": 0})
-    with Store.open(url) as store, fleet_of(tmp_path, base) as fleet, JobMonitor(lab) as monitor:
-        only = fleet.start("only")
-        assert fleet.wait_leader(store) is only
-        assert only.post("/v1/drains", {"host": "h2"}).status_code == 201
-        wait_for("a migration off h2", lambda: migrating(store, "h2"), 120)
+    with lone_drain(lab, lab_guest, pg, tmp_path, "h2", "blip") as run:
+        store, only = run.store, run.only
         epoch = store.current_leader().epoch  # type: ignore[union-attr]
         threading.Event().wait(rng.uniform(0.2, 3.0))
         pg.outage(3)
@@ -199,16 +233,11 @@ def test_store_outages_shorter_than_the_lease_keep_the_term_longer_ones_end_it(
             "a new term", lambda: (cur := store.current_leader()) and cur.epoch > epoch and cur, 60
         )
         assert f"/{only.pid}/" in lease.holder  # the same process, leading again in a new term
-        wait_for("the drain to finish", lambda: drain_done(store, "h2"), 300)
-        check_limits(monitor, lab)
-        history.check()
+        records = run.finished_within_limits(lab)
         assert only.events("leader_lost"), "the 12 s outage ended the term"
-        records = store.records()
-        assert sorted(r.vm for r in records if r.state == MoveState.SUCCEEDED) == sorted(beats)
         assert all(r.outcome != Reason.SHUTDOWN for r in records), [
             (r.vm, r.state, r.detail) for r in records
         ]
-    check_arrivals(lab, beats, not_on="h2")
 
 
 def test_a_pause_past_the_local_deadline_inside_the_stores_lease_starts_a_new_term(
@@ -219,14 +248,8 @@ def test_a_pause_past_the_local_deadline_inside_the_stores_lease_starts_a_new_te
     resumes past its own deadline while a renewal would still be granted: that term must stay over (its
     executor stopped on the deadline), and the same process leads again at once in a new epoch, adopting
     what the lapsed term left. Reviving the old epoch had left a detached executor and a stuck queue."""
-    beats = guests(lab_guest, lab, "h3", 3, "lapse")
-    url, history = schema(pg, "ha_lapse")
-    base = lab_base(lab, url, service={"lease_seconds": 8, "shutdown_grace_seconds": 0})
-    with Store.open(url) as store, fleet_of(tmp_path, base) as fleet, JobMonitor(lab) as monitor:
-        only = fleet.start("only")
-        assert fleet.wait_leader(store) is only
-        assert only.post("/v1/drains", {"host": "h3"}).status_code == 201
-        wait_for("a migration off h3", lambda: migrating(store, "h3"), 120)
+    with lone_drain(lab, lab_guest, pg, tmp_path, "h3", "lapse") as run:
+        store, only = run.store, run.only
         threading.Event().wait(rng.uniform(0.2, 3.0))
         before = store.current_leader()
         assert before is not None
@@ -247,14 +270,9 @@ def test_a_pause_past_the_local_deadline_inside_the_stores_lease_starts_a_new_te
             "a new term", lambda: (cur := store.current_leader()) and cur.epoch > renewed.epoch and cur, 30
         )
         assert f"/{only.pid}/" in lease.holder  # the same process, at once, in a new epoch
-        wait_for("the drain to finish", lambda: drain_done(store, "h3"), 300)
-        check_limits(monitor, lab)
-        history.check()
+        run.finished_within_limits(lab)
         lost = [str(e.get("why", "")) for e in only.events("leader_lost")]
         assert any("deadline passed" in why for why in lost), lost
-        records = store.records()
-        assert sorted(r.vm for r in records if r.state == MoveState.SUCCEEDED) == sorted(beats)
-    check_arrivals(lab, beats, not_on="h3")
 
 
 def test_an_operators_migration_and_an_undrain_go_through_the_leaders_queue(
