@@ -74,7 +74,8 @@ def replay(ws: Workspace, standing: tuple[Move, ...]) -> bool:
             return False
         if goal == "balance" and not ws.spend():
             return False
-        ws.move(v, t, m.reason, m.detail, m.flags)
+        # its ``after`` keeps the room its make_room moves open (room.py records it on the first plan only)
+        ws.move(v, t, m.reason, m.detail, m.flags, wait_for=m.after)
     hotspot.run(ws)
     balance.run(ws)
     return True

@@ -193,12 +193,19 @@ class Workspace:
 
     # ------------------------------------------------------------------ writing
     def move(
-        self, v: int, t: int, reason: Reason, detail: Describe = "", flags: tuple[Reason, ...] = ()
+        self,
+        v: int,
+        t: int,
+        reason: Reason,
+        detail: Describe = "",
+        flags: tuple[Reason, ...] = (),
+        wait_for: tuple[str, ...] = (),
     ) -> Move:
         """Plan VM ``v`` onto host ``t`` and apply it to the tentative placement.
 
         ``detail`` is the human text, or a function of the Move that writes it (it may quote the cost,
-        loads and imbalance, which are known only once the move is applied).
+        loads and imbalance, which are known only once the move is applied). ``wait_for`` names VMs
+        whose moves must end first besides those this workspace knows of (a standing proposal's room).
         """
         arr = self.arr
         s = int(self.home[v])
@@ -209,6 +216,7 @@ class Workspace:
         made = self.room_made.pop(v, (-1, ()))
         if made[0] == t:
             after += tuple(self.vm_name(u) for u in made[1] if self.vm_name(u) not in after)
+        after += tuple(name for name in wait_for if name not in after)
         src_before, tgt_before, before = self.load[s].copy(), self.load[t].copy(), self.current
         self.used[s] -= arr.demand[v]
         self.used[t] += arr.demand[v]

@@ -16,6 +16,7 @@ from balancer.reasons import Reason
 from tests.builders import GIB, NOW, disk, host, snapshot, vm
 from tests.policy.oracle import apply, usable, used
 from tests.policy.strategies import Case, cases
+from tests.policy.test_room import stuck_hot_host
 
 NO_BALANCE = PlanArgs(policy=PolicyArgs(min_improvement=1.0, min_overload_cut=1.0))
 
@@ -107,6 +108,22 @@ def test_with_any_standing_proposal_the_plan_still_keeps_every_target_under_its_
         assert use[1] <= th.memory_high * cap[m.target][1] * (1 + 1e-9) + 1
 
 
+def test_a_kept_relief_move_still_waits_for_the_room_made_for_it() -> None:
+    snap = stuck_hot_host()
+    args = PlanArgs(
+        policy=NO_BALANCE.policy, thresholds=NO_BALANCE.thresholds.model_copy(update={"hold_ticks": 1})
+    )
+    fresh = plan(snap, PlannerState(), args, NOW)
+    assert [(m.vm, m.reason, m.after) for m in fresh.moves] == [
+        ("s1", Reason.MAKE_ROOM, ()),
+        ("big", Reason.HOTSPOT, ("s1",)),
+    ]
+    kept = plan(snap, PlannerState(standing=fresh.moves), args, NOW)
+    assert [(m.vm, m.target, m.after, m.flags) for m in kept.moves] == [
+        (m.vm, m.target, m.after, m.flags) for m in fresh.moves
+    ]  # big lands on t1 only once s1 has left it: t1 never over its CPU mark
+
+
 @settings(max_examples=40, deadline=None)
 @given(cases())
 def test_its_own_proposal_standing_changes_nothing(case: Case) -> None:
@@ -114,3 +131,4 @@ def test_its_own_proposal_standing_changes_nothing(case: Case) -> None:
     standing = tuple(m for m in fresh.moves if m.reason != Reason.DRAIN)
     again = plan(case.snap, replace(case.state, standing=standing), case.args, NOW)
     assert key(again) == key(fresh)
+    assert [(m.after, m.flags) for m in again.moves] == [(m.after, m.flags) for m in fresh.moves]
