@@ -68,7 +68,8 @@ def levels(
     var = noise * noise
     spread_d = var * np.clip(1.0 / w - 1.0 / n_eff, 0.0, None)  # D: d's variance from noise alone
     d2 = d * d
-    beta = np.where(d2 > spread_d, 1.0 - np.divide(spread_d, d2, out=np.ones_like(d2), where=d2 > 0), 0.0)
+    beyond = d2 > spread_d  # only there is D / d² (< 1) used: dividing elsewhere overflowed on tiny d²
+    beta = np.where(beyond, 1.0 - np.divide(spread_d, d2, out=np.ones_like(d2), where=beyond), 0.0)
     beta = np.where(known, np.clip(beta, 0.0, 1.0), 1.0)
     level = np.where(known, long + beta * d, recent)
     error = np.where(known, var / np.maximum(n_eff, 1.0) + beta * spread_d, 0.0)
