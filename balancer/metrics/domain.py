@@ -240,13 +240,15 @@ def vm_sample(
     volumes: Mapping[str, ImageBytes] | None = None,
     persistent: bool = True,
     job_migrating: bool = False,
+    info_at: float | None = None,
 ) -> VMSample:
     """Build a VMSample from one ``getAllDomainStats`` record, the domain XML and the fallbacks."""
     state, reason = state_of(stats, info)
     state_name = STATE_NAMES[state] if 0 <= state < len(STATE_NAMES) else "nostate"
     cpu_time: int | None = int(stats["cpu.time"]) if "cpu.time" in stats else None
+    cpu_at: float | None = None  # None: read with the bulk stats, at the host's sampled_at
     if cpu_time is None and info:
-        cpu_time = int(info[4])
+        cpu_time, cpu_at = int(info[4]), info_at
     vcpus = int(stats.get("vcpu.current", info[3] if info else spec.vcpus))
     if "balloon.current" in stats:
         memory = int(stats["balloon.current"]) * KIB
@@ -269,6 +271,7 @@ def vm_sample(
         memory_bytes=memory,
         memory_used_bytes=0 if state_name == "shutoff" else max(used, 0),
         cpu_time_ns=cpu_time,
+        cpu_sampled_at=cpu_at,
         dirty_rate_bytes_s=dirty,
         disks=build_disks(spec, BlockStats.of(stats), volumes or {}),
         tags=spec.tags,

@@ -227,7 +227,13 @@ class _Poll:
         self.note["phase"] = f"reading domain {dom.name()}"
         try:
             spec = _spec(c, uuid, dom.XMLDesc(0))
-            info = dom.info() if domain.needs_info(stats) else None
+            info, info_at = None, None
+            if domain.needs_info(stats):
+                # stamped at the middle of the call: the counter is read inside it, and the thread
+                # can wait for the GIL (other polling threads) on the way in and on the way out
+                before = time.monotonic()
+                info = dom.info()
+                info_at = (before + time.monotonic()) / 2
             state, _reason = domain.state_of(stats, info)
             sizes = {}
             for path in domain.missing_paths(spec, domain.BlockStats.of(stats)):
@@ -250,6 +256,7 @@ class _Poll:
             volumes=sizes,
             persistent=persistent,
             job_migrating=migrating,
+            info_at=info_at,
         )
 
     def _job_migrating(self, c: _Conn, dom: libvirt.virDomain) -> bool:

@@ -40,6 +40,9 @@ class VMSample:
     memory_bytes: int  # what the domain holds: balloon "current", else its configured current memory
     memory_used_bytes: int  # guest-used (available - unused), else RSS, else memory_bytes; 0 when shut off
     cpu_time_ns: int | None  # cumulative CPU time; None when the hypervisor did not report it
+    # Source clock when ``cpu_time_ns`` was read, if not by the host's bulk stats call (the test driver's
+    # counter comes from a per-domain virDomainGetInfo issued later); None = the host's ``sampled_at``.
+    cpu_sampled_at: float | None = None
     dirty_rate_bytes_s: float = 0.0  # last finished dirty-rate measurement; 0 when there is none
     disks: tuple[Disk, ...] = ()
     tags: VMTags = field(default_factory=VMTags)

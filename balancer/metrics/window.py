@@ -140,6 +140,9 @@ def observe_vm(
     """The VM's window after one more poll; ``prev`` may come from another host (then no rate)."""
     prev = prev or VMWindow(host=host, uuid=sample.uuid)
     same_host = prev.host == host
+    # The rate divides by the time between the two counter readings: a counter read per domain after
+    # the bulk call carries its own reading time, else two back-to-back polls skewed it by up to ±70 %.
+    sampled_at = sample.cpu_sampled_at if sample.cpu_sampled_at is not None else sampled_at
     rate: float | None = 0.0  # a VM that is not running adds 0.0 cores
     if sample.accrues_cpu:
         rate = None
