@@ -25,7 +25,7 @@ if command -v systemd-analyze >/dev/null; then
   systemd-analyze security --offline=true --threshold=30 "$unit" | tail -1
 fi
 step "pytest"
-python -m pytest -p no:cacheprovider "$@"
+python -m pytest -p no:cacheprovider --hypothesis-profile=ci --durations=25 "$@"
 step "benchmark smoke"
 for b in bench/*.py; do
   case "$b" in */_*|*/exact.py|*/report.py) continue;; esac
