@@ -20,9 +20,7 @@ from hypothesis import HealthCheck, settings
 
 from balancer.service import libvirt_process
 
-settings.register_profile(
-    "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 pytest_plugins = ["tests.pg", "balancer.lab.fixtures"]
 

@@ -141,7 +141,7 @@ def observe_vm(
     prev = prev or VMWindow(host=host, uuid=sample.uuid)
     same_host = prev.host == host
     # The rate divides by the time between the two counter readings: a counter read per domain after
-    # the bulk call carries its own reading time, else two back-to-back polls skewed it by up to ±70 %.
+    # the bulk call carries its own reading time (back-to-back polls read a one-core VM as 0.14-2.6 cores).
     sampled_at = sample.cpu_sampled_at if sample.cpu_sampled_at is not None else sampled_at
     rate: float | None = 0.0  # a VM that is not running adds 0.0 cores
     if sample.accrues_cpu:
